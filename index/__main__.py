@@ -1,0 +1,185 @@
+"""Command line for the engine: ``python -m index add|ask|list|remove|rebuild|stats``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+from index.errors import NewsQuoteError, UserInputError
+from index.models import AddResult, Answer
+from index.service import Engine
+from index.settings import Settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help="where the database and indexes live")
+    common.add_argument("--collection", default=argparse.SUPPRESS, help="collection to use (default: default)")
+
+    parser = argparse.ArgumentParser(
+        prog="python -m index",
+        description="Add news articles and ask questions answered with quoted excerpts.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    add = commands.add_parser("add", parents=[common], help="add articles from URLs, files or pasted text")
+    add.add_argument(
+        "sources", nargs="*", metavar="SOURCE", help="http(s) URL, .html/.htm/.txt/.md file, or - for stdin text"
+    )
+    add.add_argument("--text", help="add this text as an article")
+    add.add_argument("--title", help="title for --text, stdin or a file (default: its first line)")
+    add.add_argument("--json", action="store_true", help="print machine-readable results")
+
+    ask = commands.add_parser("ask", parents=[common], help="answer a question with quoted excerpts")
+    ask.add_argument("question")
+    ask.add_argument("-k", type=int, default=3, help="how many excerpts (1-10, default 3)")
+    ask.add_argument("--json", action="store_true", help="print the answer as JSON")
+
+    listing = commands.add_parser("list", parents=[common], help="list the collection's articles")
+    listing.add_argument("--json", action="store_true")
+
+    remove = commands.add_parser("remove", parents=[common], help="remove an article by id")
+    remove.add_argument("article_id", type=int, metavar="ID")
+
+    commands.add_parser("rebuild", parents=[common], help="re-embed every article (after changing the model)")
+    stats = commands.add_parser("stats", parents=[common], help="show counts, model and index size")
+    stats.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    collection = getattr(args, "collection", "default")
+    try:
+        settings = Settings(**({"data_dir": args.data_dir} if hasattr(args, "data_dir") else {}))
+        engine = Engine(settings)
+    except NewsQuoteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # invalid settings from the environment, unreadable data directory
+        print(f"error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[args.command](engine, args, collection)
+    except NewsQuoteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        engine.close()
+
+
+def _add(engine: Engine, args: argparse.Namespace, collection: str) -> int:
+    jobs: list[tuple[str, object]] = []
+    if args.text is not None:
+        jobs.append(("pasted text", lambda: engine.add_text(args.text, collection, title=args.title)))
+    for source in args.sources:
+        if source == "-":
+            text = sys.stdin.read()
+            jobs.append(("standard input", lambda text=text: engine.add_text(text, collection, title=args.title)))
+        elif source.lower().startswith(("http://", "https://")):
+            jobs.append((source, lambda source=source: engine.add_url(source, collection)))
+        else:
+            jobs.append((source, lambda source=source: engine.add_file(Path(source), collection, title=args.title)))
+    if not jobs:
+        raise UserInputError("Nothing to add: give URLs or files, '-' for standard input, or --text.")
+    failures = 0
+    results = []
+    for label, job in jobs:
+        try:
+            result: AddResult = job()  # type: ignore[operator]
+        except UserInputError as exc:
+            failures += 1
+            print(f"error: {label}: {exc}", file=sys.stderr)
+            continue
+        results.append(result.to_dict())
+        if not args.json:
+            a = result.article
+            if result.duplicate:
+                same = "same URL" if result.reason == "url" else "same text"
+                print(f"already stored: #{a.id} {a.title!r} ({same}); nothing added")
+            else:
+                print(f"added #{a.id} {a.title!r}: {a.chunks} chunks, {a.chars:,} characters")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 1 if failures else 0
+
+
+def _ask(engine: Engine, args: argparse.Namespace, collection: str) -> int:
+    answer = engine.ask(args.question, collection, k=args.k)
+    if args.json:
+        print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(render_answer(answer))
+    return 0
+
+
+def render_answer(answer: Answer) -> str:
+    """Plain-text answer for a terminal."""
+    lines: list[str] = []
+    if not answer.answered:
+        lines.append("Nothing in the indexed articles answers this. Closest passages (weak matches):")
+    for n, r in enumerate(answer.results, 1):
+        where = f"{r.position:.0%} into the article"
+        lines.append(
+            f"\n[{n}] {r.title}"
+            + (f" <{r.url}>" if r.url else "")
+            + f"  (#{r.article_id}, {where}, score {r.score:.2f})"
+        )
+        lines.extend(textwrap.wrap(f"“{r.text}”", width=100, initial_indent="    ", subsequent_indent="    "))
+    return "\n".join(lines).lstrip("\n")
+
+
+def _list(engine: Engine, args: argparse.Namespace, collection: str) -> int:
+    articles = engine.articles(collection)
+    if args.json:
+        print(json.dumps([a.to_dict() for a in articles], indent=2, ensure_ascii=False))
+        return 0
+    if not articles:
+        print(f"No articles in collection '{collection}'.")
+    for a in articles:
+        print(f"#{a.id:<5} {a.title[:60]:<60} {a.chunks:>4} chunks  {a.added_at[:10]}  {a.url or ''}")
+    return 0
+
+
+def _remove(engine: Engine, args: argparse.Namespace, collection: str) -> int:
+    article = engine.remove(args.article_id, collection)
+    print(f"removed #{article.id} {article.title!r} ({article.chunks} chunks)")
+    return 0
+
+
+def _rebuild(engine: Engine, args: argparse.Namespace, collection: str) -> int:
+    from tqdm import tqdm
+
+    with tqdm(total=0, unit="chunk", desc=f"re-embedding '{collection}'", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = engine.rebuild(collection, progress)
+    print(f"rebuilt '{collection}': {result.articles} articles, {result.chunks} chunks in {result.seconds:.1f} s")
+    return 0
+
+
+def _stats(engine: Engine, args: argparse.Namespace, collection: str) -> int:
+    stats = engine.stats(collection)
+    if args.json:
+        print(json.dumps(stats.to_dict(), indent=2))
+    else:
+        for key, value in stats.to_dict().items():
+            print(f"{key:<16}{value:,}" if isinstance(value, int) else f"{key:<16}{value}")
+    return 0
+
+
+COMMANDS = {"add": _add, "ask": _ask, "list": _list, "remove": _remove, "rebuild": _rebuild, "stats": _stats}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""One hierarchy of errors; each builds the message a user sees."""
+
+from __future__ import annotations
+
+
+class NewsQuoteError(Exception):
+    """Base class: ``str(error)`` is a one-line message fit to show a user."""
+
+    exit_code = 1
+
+
+class UserInputError(NewsQuoteError):
+    """The caller asked for something that cannot be done as asked."""
+
+    exit_code = 2
+
+
+class EmptyQuestionError(UserInputError):
+    def __init__(self) -> None:
+        super().__init__('The question is empty: ask something, e.g. "who claimed the call happened?"')
+
+
+class QuestionTooLongError(UserInputError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The question is too long: keep it under {limit} characters.")
+
+
+class SourceError(UserInputError):
+    """An article could not be read from its source."""
+
+
+class FetchError(SourceError):
+    """A URL could not be fetched."""
+
+
+class BlockedAddressError(FetchError):
+    """A URL resolves to a host the bot must not reach (loopback, private, link-local, metadata)."""
+
+
+class UnsupportedContentError(SourceError):
+    """The source is not HTML, plain text or Markdown."""
+
+
+class TooLargeError(SourceError):
+    """The source is larger than the configured limit."""
+
+
+class NoTextError(SourceError):
+    """Nothing readable could be extracted."""
+
+
+class ArticleNotFoundError(UserInputError):
+    def __init__(self, article_id: int | str, collection: str) -> None:
+        super().__init__(f"No article {article_id} in collection '{collection}'.")
+
+
+class ModelMismatchError(NewsQuoteError):
+    def __init__(self, collection: str, stored: str, configured: str) -> None:
+        super().__init__(
+            f"Collection '{collection}' was embedded with model '{stored}' but '{configured}' is configured: "
+            "run `rebuild` to re-embed it."
+        )
+
+
+class ConfigError(NewsQuoteError):
+    exit_code = 2
+
+
+class ModelLoadError(ConfigError):
+    def __init__(self, model: str, reason: str) -> None:
+        super().__init__(f"Could not load embedding model '{model}': {reason}")

@@ -1,0 +1,125 @@
+"""Measure answer quality and speed on a SQuAD v1.1 file.
+
+    python -m index.eval FILE.json [--json] [--data-dir DIR] [--limit N]
+
+Each ``data[]`` entry becomes one article (its paragraphs joined by blank lines) in one fresh collection, and
+every question is asked against the whole collection. The answer path never sees the gold answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from index.service import Engine
+from index.settings import Settings
+
+COLLECTION = "eval"
+
+
+def load_squad(path: Path) -> list[dict[str, Any]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return list(data["data"])
+
+
+def evaluate(engine: Engine, articles: list[dict[str, Any]], limit: int | None = None) -> dict[str, float]:
+    started = time.perf_counter()
+    ids: list[int] = []
+    for entry in articles:
+        text = "\n\n".join(p["context"] for p in entry["paragraphs"])
+        title = entry.get("title", "").replace("_", " ") or None
+        ids.append(engine.add_text(text, COLLECTION, title=title).article.id)
+    ingest_seconds = time.perf_counter() - started
+    chunks = engine.stats(COLLECTION).chunks
+    texts = {article_id: engine.store.article_text(article_id) for article_id in ids}
+
+    questions = [
+        (article_id, qa["question"], [a["text"] for a in qa["answers"]])
+        for article_id, entry in zip(ids, articles, strict=True)
+        for p in entry["paragraphs"]
+        for qa in p["qas"]
+    ][:limit]
+    engine.ask(questions[0][1], COLLECTION)  # load the model and the indexes outside the timings
+    hit1 = hit3 = article1 = verbatim = shown = 0
+    reciprocal: list[float] = []
+    lengths: list[int] = []
+    latencies: list[float] = []
+    for article_id, question, golds in questions:
+        began = time.perf_counter()
+        answer = engine.ask(question, COLLECTION, k=10)
+        latencies.append((time.perf_counter() - began) * 1000)
+        golds_folded = [g.casefold() for g in golds]
+        hits = [any(g in r.text.casefold() for g in golds_folded) for r in answer.results]
+        hit1 += bool(hits[:1] and hits[0])
+        hit3 += any(hits[:3])
+        article1 += bool(answer.results) and answer.results[0].article_id == article_id
+        reciprocal.append(next((1 / (n + 1) for n, h in enumerate(hits) if h), 0.0))
+        for r in answer.results[:3]:
+            lengths.append(len(r.text))
+            verbatim += texts[r.article_id][r.start : r.end] == r.text
+            shown += 1
+    n = len(questions)
+    latencies.sort()
+    return {
+        "articles": len(ids),
+        "questions": n,
+        "excerpt_hit@1": hit1 / n,
+        "excerpt_hit@3": hit3 / n,
+        "article_hit@1": article1 / n,
+        "mrr@10": statistics.fmean(reciprocal),
+        "mean_excerpt_chars": statistics.fmean(lengths),
+        "max_excerpt_chars": max(lengths),
+        "verbatim_share": verbatim / shown,
+        "ingest_chunks_per_s": chunks / ingest_seconds,
+        "ask_p50_ms": statistics.median(latencies),
+        "ask_p95_ms": latencies[min(n - 1, round(0.95 * (n - 1)))],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m index.eval", description=__doc__.splitlines()[0])
+    parser.add_argument("file", type=Path, help="a SQuAD v1.1 JSON file")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument(
+        "--data-dir", type=Path, help="keep the evaluation's database here (default: a temporary directory)"
+    )
+    parser.add_argument("--limit", type=int, help="ask only the first N questions")
+    args = parser.parse_args(argv)
+    try:
+        articles = load_squad(args.file)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: cannot read {args.file} as SQuAD v1.1: {exc}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = Settings(data_dir=args.data_dir or Path(scratch))
+        engine = Engine(settings)
+        try:
+            figures = evaluate(engine, articles, args.limit)
+        finally:
+            engine.close()
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        shares = {"excerpt_hit@1", "excerpt_hit@3", "article_hit@1", "verbatim_share"}
+        for key, value in figures.items():
+            shown = (
+                f"{value:.1%}"
+                if key in shares
+                else f"{value:.3f}"
+                if key == "mrr@10"
+                else f"{value:,.1f}"
+                if isinstance(value, float)
+                else f"{value:,}"
+            )
+            print(f"{key:<22}{shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Plain data passed between the engine's parts and to its callers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A half-open character range ``[start, end)`` of an article's text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedArticle:
+    """What a source yields before it is stored: cleaned text plus metadata."""
+
+    text: str
+    title: str
+    url: str | None = None
+    byline: str | None = None
+    published: str | None = None
+    source: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A run of whole sentences that fits the model, located in its article's text."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    id: int
+    collection: str
+    title: str
+    url: str | None
+    byline: str | None
+    published: str | None
+    source: str
+    added_by: str | None
+    added_at: str
+    chars: int
+    chunks: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """The outcome of adding one article; ``duplicate`` means nothing new was stored."""
+
+    article: Article
+    duplicate: bool = False
+    reason: str | None = None  # "url" or "text" when duplicate
+
+    @property
+    def chunks(self) -> int:
+        return self.article.chunks
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"article": self.article.to_dict(), "duplicate": self.duplicate, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Excerpt:
+    """One quoted passage: ``text == article_text[start:end]`` always holds."""
+
+    text: str
+    start: int
+    end: int
+    article_id: int
+    title: str
+    url: str | None
+    score: float
+    # The sentence that answers best, as offsets into the article (inside [start, end)).
+    focus_start: int
+    focus_end: int
+    article_chars: int
+    published: str | None = None
+    weak: bool = False
+
+    @property
+    def position(self) -> float:
+        """Where the excerpt starts, as a fraction of the article (0 = top)."""
+        return self.start / self.article_chars if self.article_chars else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {"excerpt": data.pop("text"), **data, "position": round(self.position, 3)}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Ranked excerpts for a question; ``answered`` is False when only weak matches were found."""
+
+    question: str
+    collection: str
+    answered: bool
+    results: list[Excerpt] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "collection": self.collection,
+            "answered": self.answered,
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    collection: str
+    articles: int
+    chunks: int
+    sentences: int
+    model: str
+    dimension: int
+    index_bytes: int
+    database_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildResult:
+    collection: str
+    articles: int
+    chunks: int
+    seconds: float

@@ -1,0 +1,359 @@
+"""The engine's facade: everything the CLI and the bot can do, as plain method calls."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from index import answer, sources
+from index.chunking import chunk_sentences, fit_sentences, split_sentences
+from index.embedding import Embedder, SentenceTransformerEmbedder
+from index.errors import EmptyQuestionError, ModelMismatchError, QuestionTooLongError, UserInputError
+from index.lexical import LexicalIndex, tokenize
+from index.models import AddResult, Answer, Article, Excerpt, ExtractedArticle, RebuildResult, Stats
+from index.settings import Settings
+from index.store import NewPiece, Store
+from index.vectors import VectorIndex
+
+Progress = Callable[[int, int], None]
+
+MAX_QUESTION_CHARS = 500
+DENSE_CANDIDATES = 30
+LEXICAL_CANDIDATES = 30
+RRF_K = 60
+CHUNKS_TO_READ = 8
+
+
+class EmptyCollectionError(UserInputError):
+    def __init__(self, collection: str) -> None:
+        super().__init__(f"No articles in collection '{collection}' yet: add one first.")
+
+
+@dataclass(slots=True)
+class _Loaded:
+    """What is kept in memory for one collection, valid for one database version."""
+
+    version: int
+    vectors: VectorIndex
+    lexical: LexicalIndex
+
+
+class Engine:
+    """Add, ask, list, remove, rebuild: one object, safe to call from worker threads."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.store = Store(settings.db_path)
+        self._embedder = embedder
+        self._loaded: dict[str, _Loaded] = {}
+        self._lock = threading.RLock()  # guards writes and the in-memory indexes
+        self._model_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.store.close()
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding model, loaded on first use (listing articles never pays for it)."""
+        if self._embedder is None:
+            with self._model_lock:
+                if self._embedder is None:
+                    self._embedder = SentenceTransformerEmbedder(self.settings.model, self.settings.device)
+        return self._embedder
+
+    # --- adding ------------------------------------------------------------------------------
+
+    def add_url(self, url: str, collection: str = "default", added_by: str | None = None) -> AddResult:
+        """Fetch a page and add its article, unless that URL is already in the collection."""
+        known = self.store.find_duplicate(collection, sources.canonical_url(url), "")
+        if known:
+            return AddResult(known[0], duplicate=True, reason="url")
+        return self._add(sources.from_url(url, self.settings), collection, added_by)
+
+    def add_file(
+        self, path: Path, collection: str = "default", added_by: str | None = None, title: str | None = None
+    ) -> AddResult:
+        return self._add(sources.from_file(path, self.settings, title), collection, added_by)
+
+    def add_bytes(
+        self,
+        data: bytes,
+        filename: str,
+        collection: str = "default",
+        added_by: str | None = None,
+        title: str | None = None,
+    ) -> AddResult:
+        """Add an uploaded file (.html, .htm, .txt, .md)."""
+        return self._add(sources.from_bytes(data, filename, self.settings, title), collection, added_by)
+
+    def add_text(
+        self,
+        text: str,
+        collection: str = "default",
+        title: str | None = None,
+        url: str | None = None,
+        added_by: str | None = None,
+    ) -> AddResult:
+        return self._add(sources.from_text(text, self.settings, title=title, url=url), collection, added_by)
+
+    def _add(self, article: ExtractedArticle, collection: str, added_by: str | None) -> AddResult:
+        canonical = sources.canonical_url(article.url) if article.url else None
+        fingerprint = sources.text_fingerprint(article.text)
+        known = self.store.find_duplicate(collection, canonical, fingerprint)
+        if known:
+            return AddResult(known[0], duplicate=True, reason=known[1])
+        self._check_model(collection)
+        chunks, sentences = self._embed_article(article.text)
+        with self._lock:
+            known = self.store.find_duplicate(collection, canonical, fingerprint)  # another thread may have won
+            if known:
+                return AddResult(known[0], duplicate=True, reason=known[1])
+            loaded = self._load(collection)
+            stored, chunk_ids = self.store.add_article(
+                collection,
+                article,
+                canonical_url=canonical,
+                text_hash=fingerprint,
+                added_by=added_by,
+                chunks=chunks,
+                sentences=sentences,
+                model=self.embedder.name,
+                dimension=self.embedder.dimension,
+            )
+            self._refresh(collection, loaded, added=(chunk_ids, np.vstack([c.vector for c in chunks])))
+        return AddResult(stored)
+
+    def _embed_article(self, text: str) -> tuple[list[NewPiece], list[NewPiece]]:
+        embedder = self.embedder
+        limit = min(self.settings.chunk_tokens, embedder.max_tokens)
+        spans, sizes = fit_sentences(text, split_sentences(text), embedder.count_tokens, limit)
+        chunks = chunk_sentences(text, spans, sizes, limit, self.settings.chunk_overlap_tokens)
+        size = self.settings.batch_size
+        chunk_vectors = embedder.encode([c.text for c in chunks], batch_size=size)
+        sentence_vectors = embedder.encode([text[s.start : s.end] for s in spans], batch_size=size * 4)
+        return (
+            [NewPiece(c.start, c.end, v) for c, v in zip(chunks, chunk_vectors, strict=True)],
+            [NewPiece(s.start, s.end, v) for s, v in zip(spans, sentence_vectors, strict=True)],
+        )
+
+    # --- in-memory indexes -------------------------------------------------------------------
+
+    def _vector_index(self, collection: str) -> VectorIndex:
+        info = self.store.collection(collection)
+        return VectorIndex(self.settings.index_dir, collection, info.dimension or self.embedder.dimension)
+
+    def _load(self, collection: str) -> _Loaded:
+        """Return the collection's indexes, reloading them if the database changed since they were built.
+
+        The FAISS file is trusted only if it was saved for the database's current version and holds exactly
+        its chunk ids; otherwise it is rebuilt from the vectors in SQLite, so a crash between the two writes
+        can never leave a vector pointing at the wrong text.
+        """
+        with self._lock:
+            info = self.store.collection(collection)
+            loaded = self._loaded.get(collection)
+            if loaded and loaded.version == info.version:
+                return loaded
+            vectors = self._vector_index(collection)
+            ids, matrix = self.store.chunk_vectors(collection)
+            if not vectors.load(info.version, ids):
+                vectors.reset(ids, matrix)
+                vectors.save(info.version)
+            loaded = _Loaded(info.version, vectors, LexicalIndex(*self.store.chunk_texts(collection)))
+            self._loaded[collection] = loaded
+            return loaded
+
+    def _refresh(
+        self,
+        collection: str,
+        loaded: _Loaded,
+        *,
+        added: tuple[list[int], np.ndarray] | None = None,
+        removed: list[int] | None = None,
+    ) -> None:
+        """Apply one write to the in-memory indexes and save FAISS; fall back to a full reload if we fell behind."""
+        version = self.store.collection(collection).version
+        if version != loaded.version + 1:
+            self._loaded.pop(collection, None)
+            self._load(collection)
+            return
+        if added:
+            loaded.vectors.add(*added)
+        if removed:
+            loaded.vectors.remove(removed)
+        loaded.vectors.save(version)
+        self._loaded[collection] = _Loaded(version, loaded.vectors, LexicalIndex(*self.store.chunk_texts(collection)))
+
+    def _check_model(self, collection: str) -> None:
+        stored = self.store.collection(collection).model
+        if stored and stored != self.embedder.name:
+            raise ModelMismatchError(collection, stored, self.embedder.name)
+
+    # --- asking ------------------------------------------------------------------------------
+
+    def ask(self, question: str, collection: str = "default", k: int = 3) -> Answer:
+        """Quote the passages of the collection's articles that best answer ``question``."""
+        question = " ".join(question.split())
+        if not question:
+            raise EmptyQuestionError()
+        if len(question) > MAX_QUESTION_CHARS:
+            raise QuestionTooLongError(MAX_QUESTION_CHARS)
+        if not self.store.counts(collection)[0]:
+            raise EmptyCollectionError(collection)
+        self._check_model(collection)
+        k = max(1, min(k, 10))
+        query = self.embedder.encode([question])[0]
+        query_tokens = tokenize(question)
+        with self._lock:
+            loaded = self._load(collection)
+            dense = loaded.vectors.search(query, DENSE_CANDIDATES)
+            lexical = loaded.lexical.search(query_tokens, LEXICAL_CANDIDATES)
+        fused = _fuse([dense, lexical])[: max(CHUNKS_TO_READ, k * 2)]
+        groups = self._sentences(collection, fused, query, loaded.lexical)
+        found = answer.candidates(groups, query_tokens, loaded.lexical.idf)
+        chosen = answer.pick(found, k)
+        answered = bool(chosen) and chosen[0].relevance >= self.settings.min_relevance
+        texts = {g.article_id: g.text for g in groups}
+        results = [self._excerpt(c, texts[c.article_id], query_tokens, collection, weak=not answered) for c in chosen]
+        return Answer(question, collection, answered, results)
+
+    def _sentences(
+        self, collection: str, fused: list[tuple[int, float]], query: np.ndarray, lexical: LexicalIndex
+    ) -> list[answer.ArticleSentences]:
+        rows = self.store.chunks(collection, [cid for cid, _ in fused])
+        top = fused[0][1] if fused else 1.0
+        groups: dict[int, answer.ArticleSentences] = {}
+        for chunk_id, score in fused:
+            row = rows.get(chunk_id)
+            if row is None:  # a vector whose chunk is gone: never quote it
+                continue
+            group = groups.get(row.article_id)
+            if group is None:
+                group = groups[row.article_id] = answer.ArticleSentences(
+                    row.article_id, self.store.article_text(row.article_id), []
+                )
+            known = {s.id: s for s in group.sentences}
+            for s in self.store.sentences(row.article_id, row.start, row.end):
+                prior = score / top
+                if s.id in known:
+                    known[s.id].prior = max(known[s.id].prior, prior)
+                    continue
+                sentence = answer.Sentence(
+                    s.id,
+                    s.start,
+                    s.end,
+                    float(s.vector @ query),
+                    frozenset(tokenize(group.text[s.start : s.end])),
+                    prior,
+                )
+                group.sentences.append(sentence)
+                known[s.id] = sentence
+        for group in groups.values():
+            group.sentences.sort(key=lambda s: s.start)
+        return list(groups.values())
+
+    def _excerpt(
+        self, cand: answer.Candidate, text: str, query_tokens: list[str], collection: str, weak: bool
+    ) -> Excerpt:
+        article = self.store.article(collection, cand.article_id)
+        start, end = answer.trim(text, cand.start, cand.end, query_tokens, answer.Weights().max_chars)
+        focus_start, focus_end = max(cand.focus_start, start), min(cand.focus_end, end)
+        return Excerpt(
+            text=text[start:end],
+            start=start,
+            end=end,
+            article_id=article.id,
+            title=article.title,
+            url=article.url,
+            score=round(cand.score, 4),
+            focus_start=focus_start,
+            focus_end=max(focus_start, focus_end),
+            article_chars=article.chars,
+            published=article.published,
+            weak=weak,
+        )
+
+    # --- managing ----------------------------------------------------------------------------
+
+    def articles(self, collection: str = "default", limit: int | None = None, offset: int = 0) -> list[Article]:
+        return self.store.articles(collection, limit=limit, offset=offset)
+
+    def article(self, article_id: int, collection: str = "default") -> Article:
+        return self.store.article(collection, article_id)
+
+    def find_articles(self, needle: str, collection: str = "default", limit: int = 25) -> list[Article]:
+        return self.store.search_titles(collection, needle, limit)
+
+    def remove(self, article_id: int, collection: str = "default") -> Article:
+        """Remove an article; its vectors leave the index at once."""
+        with self._lock:
+            loaded = self._load(collection)
+            article, chunk_ids = self.store.remove_article(collection, article_id)
+            self._refresh(collection, loaded, removed=chunk_ids)
+        return article
+
+    def rebuild(self, collection: str = "default", progress: Progress | None = None) -> RebuildResult:
+        """Re-embed every chunk and sentence of a collection from the text in SQLite."""
+        began = time.perf_counter()
+        embedder = self.embedder
+        articles = list(self.store.article_texts(collection))
+        work: list[tuple[list[tuple[int, int, int]], list[tuple[int, int, int]], str]] = []
+        for article_id, text in articles:
+            chunk_rows, sentence_rows = self.store.pieces(article_id)
+            work.append((chunk_rows, sentence_rows, text))
+        total = sum(len(c) for c, _, _ in work)
+        done = 0
+        if progress:
+            progress(0, total)
+        chunk_vectors: dict[int, np.ndarray] = {}
+        sentence_vectors: dict[int, np.ndarray] = {}
+        for chunk_rows, sentence_rows, text in work:
+            for (cid, _, _), v in zip(
+                chunk_rows,
+                embedder.encode([text[a:b] for _, a, b in chunk_rows], self.settings.batch_size),
+                strict=True,
+            ):
+                chunk_vectors[cid] = v
+            for (sid, _, _), v in zip(
+                sentence_rows,
+                embedder.encode([text[a:b] for _, a, b in sentence_rows], self.settings.batch_size * 4),
+                strict=True,
+            ):
+                sentence_vectors[sid] = v
+            done += len(chunk_rows)
+            if progress:
+                progress(done, total)
+        with self._lock:
+            self.store.replace_vectors(collection, chunk_vectors, sentence_vectors, embedder.name, embedder.dimension)
+            self._loaded.pop(collection, None)
+            self._vector_index(collection).delete_files()
+            self._load(collection)
+        return RebuildResult(collection, len(articles), total, time.perf_counter() - began)
+
+    def stats(self, collection: str = "default") -> Stats:
+        articles, chunks, sentences = self.store.counts(collection)
+        info = self.store.collection(collection)
+        return Stats(
+            collection=collection,
+            articles=articles,
+            chunks=chunks,
+            sentences=sentences,
+            model=info.model or self.settings.model,
+            dimension=info.dimension or 0,
+            index_bytes=self._vector_index(collection).file_bytes() if info.dimension else 0,
+            database_bytes=self.store.size_bytes(),
+        )
+
+
+def _fuse(rankings: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
+    """Reciprocal-rank fusion of several rankings of chunk ids."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (chunk_id, _) in enumerate(ranking):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return sorted(scores.items(), key=lambda item: item[1], reverse=True)

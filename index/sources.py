@@ -1,0 +1,281 @@
+"""Getting article text in: URLs (fetched safely), HTML, plain text and Markdown, cleaned the same way."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import socket
+import unicodedata
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import httpx
+
+from index.errors import (
+    BlockedAddressError,
+    FetchError,
+    NoTextError,
+    TooLargeError,
+    UnsupportedContentError,
+)
+from index.models import ExtractedArticle
+from index.settings import Settings
+
+HTML_TYPES = {"text/html", "application/xhtml+xml"}
+TEXT_TYPES = {"text/plain", "text/markdown", "text/x-markdown"}
+FILE_KINDS = {".html": "html", ".htm": "html", ".txt": "text", ".md": "markdown", ".markdown": "markdown"}
+TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid|ref|ref_src|cmpid|ocid|smid|igshid)$", re.I)
+MIN_TEXT_CHARS = 40
+MAX_TITLE_CHARS = 200
+
+# --- cleaning ------------------------------------------------------------------------------------
+
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u2028\u2029\u2060\ufeff\u00ad]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+
+
+def clean_text(text: str) -> str:
+    """Normalize Unicode and whitespace: one space between words, one blank line between paragraphs."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _INVISIBLE.sub("", text)
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for line in lines:
+        if line:
+            current.append(line)
+        elif current:
+            paragraphs.append(" ".join(current) if _is_wrapped(current) else "\n".join(current))
+            current = []
+    if current:
+        paragraphs.append(" ".join(current) if _is_wrapped(current) else "\n".join(current))
+    return "\n\n".join(paragraphs)
+
+
+def _is_wrapped(lines: list[str]) -> bool:
+    """Hard-wrapped prose (lines that continue mid-sentence) is rejoined into one paragraph."""
+    return len(lines) > 1 and all(not line.endswith((".", "!", "?", ":", '"', "”")) for line in lines[:-1])
+
+
+_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+", re.M)
+_MD_EMPHASIS = re.compile(r"(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1")
+_MD_QUOTE = re.compile(r"^\s{0,3}>\s?", re.M)
+_MD_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$", re.M)
+
+
+def markdown_to_text(text: str) -> str:
+    """Drop Markdown markup that would otherwise show up inside quotes."""
+    text = _MD_IMAGE.sub("", text)
+    text = _MD_LINK.sub(r"\1", text)
+    text = _MD_HEADING.sub("", text)
+    text = _MD_QUOTE.sub("", text)
+    text = _MD_RULE.sub("", text)
+    return _MD_EMPHASIS.sub(r"\2", text)
+
+
+def text_fingerprint(text: str) -> str:
+    """A hash that ignores case and spacing, for spotting the same article added twice."""
+    return hashlib.sha256(" ".join(text.casefold().split()).encode()).hexdigest()
+
+
+def canonical_url(url: str) -> str:
+    """Normalize a URL so trivially different spellings of one page compare equal."""
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    port = parts.port
+    netloc = host if port in (None, 80, 443) else f"{host}:{port}"
+    query = urlencode(
+        sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAMS.match(k))
+    )
+    path = parts.path.rstrip("/") or "/"
+    return urlunsplit(((parts.scheme or "http").lower(), netloc, path, query, ""))
+
+
+def title_from_text(text: str) -> str:
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "Untitled")
+    return first if len(first) <= MAX_TITLE_CHARS else first[: MAX_TITLE_CHARS - 1].rstrip() + "…"
+
+
+def _finish(text: str, title: str | None, settings: Settings, **meta: str | None) -> ExtractedArticle:
+    text = clean_text(text)
+    if len(text) < MIN_TEXT_CHARS:
+        raise NoTextError("No article text found: there is nothing to index (is it a page of links, or empty?).")
+    if len(text) > settings.max_article_chars:
+        raise TooLargeError(
+            f"The article is {len(text):,} characters after cleaning; the limit is {settings.max_article_chars:,}."
+        )
+    clean_title = clean_text(title or "").replace("\n", " ") or title_from_text(text)
+    return ExtractedArticle(text=text, title=title_from_text(clean_title), **meta)  # type: ignore[arg-type]
+
+
+# --- HTML, text and files ------------------------------------------------------------------------
+
+
+def from_html(html: str | bytes, settings: Settings, url: str | None = None, source: str = "html") -> ExtractedArticle:
+    """Extract the main text and metadata of a news page, leaving out navigation, captions and banners."""
+    import trafilatura
+
+    doc = trafilatura.bare_extraction(
+        html,
+        url=url,
+        with_metadata=True,
+        include_comments=False,
+        include_tables=False,
+        include_images=False,
+        favor_precision=True,
+        deduplicate=True,
+    )
+    if doc is None or not (doc.text or "").strip():
+        raise NoTextError("No article text found in that page: it may be a front page, a login wall or mostly script.")
+    return _finish(
+        doc.text,
+        doc.title,
+        settings,
+        url=url,
+        byline=doc.author or None,
+        published=doc.date or None,
+        source=source,
+    )
+
+
+def from_text(
+    text: str, settings: Settings, title: str | None = None, url: str | None = None, source: str = "text"
+) -> ExtractedArticle:
+    """Take pasted text as it is; the title defaults to its first line."""
+    if source == "markdown":
+        text = markdown_to_text(text)
+    return _finish(text, title, settings, url=url, source=source)
+
+
+def decode(data: bytes, charset: str | None = None) -> str:
+    for encoding in (charset, "utf-8-sig"):
+        if encoding:
+            try:
+                return data.decode(encoding)
+            except (LookupError, UnicodeDecodeError):
+                continue
+    return data.decode("cp1252", errors="replace")
+
+
+def from_bytes(data: bytes, filename: str, settings: Settings, title: str | None = None) -> ExtractedArticle:
+    """Read an uploaded or local file by its extension: .html/.htm, .txt or .md."""
+    kind = FILE_KINDS.get(Path(filename).suffix.lower())
+    if kind is None:
+        raise UnsupportedContentError(
+            f"Unsupported file type '{Path(filename).suffix or filename}': use .html, .htm, .txt or .md."
+        )
+    if len(data) > settings.max_download_bytes:
+        raise TooLargeError(f"The file is {len(data):,} bytes; the limit is {settings.max_download_bytes:,}.")
+    if kind == "html":
+        article = from_html(data, settings, source="file")
+        return (
+            article
+            if title is None
+            else _finish(
+                article.text, title, settings, byline=article.byline, published=article.published, source="file"
+            )
+        )
+    return from_text(decode(data), settings, title=title, source="markdown" if kind == "markdown" else "file")
+
+
+def from_file(path: Path, settings: Settings, title: str | None = None) -> ExtractedArticle:
+    try:
+        size = path.stat().st_size
+        if size > settings.max_download_bytes:
+            raise TooLargeError(f"{path.name} is {size:,} bytes; the limit is {settings.max_download_bytes:,}.")
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise NoTextError(f"No such file: {path}") from exc
+    except IsADirectoryError as exc:
+        raise UnsupportedContentError(f"{path} is a directory, not a file.") from exc
+    except PermissionError as exc:
+        raise NoTextError(f"Cannot read {path}: permission denied.") from exc
+    return from_bytes(data, path.name, settings, title=title)
+
+
+# --- URLs ----------------------------------------------------------------------------------------
+
+
+def check_address(address: str) -> None:
+    """Refuse addresses inside the host's own networks: loopback, private, link-local, metadata and so on."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if not ip.is_global or ip.is_multicast:
+        raise BlockedAddressError(f"Refusing to fetch from {ip}: it is a private, loopback or reserved address.")
+
+
+def resolve(host: str, port: int, allow_private: bool) -> str:
+    """Resolve a host name and return the address to connect to, after checking every address it has."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise FetchError(f"Cannot resolve host '{host}': check the URL.") from exc
+    addresses = [str(info[4][0]) for info in infos]
+    if not allow_private:
+        for address in addresses:
+            check_address(address.split("%")[0])
+    return addresses[0]
+
+
+def fetch_url(url: str, settings: Settings) -> tuple[str, str, bytes, str | None]:
+    """Fetch a page, following redirects by hand so every hop is checked; return final URL, type, body, charset."""
+    current = url.strip()
+    with httpx.Client(timeout=settings.fetch_timeout, follow_redirects=False, trust_env=False) as client:
+        for _ in range(settings.max_redirects + 1):
+            parts = urlsplit(current)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise FetchError(f"Not a web address: '{current}'. Give a full http:// or https:// URL.")
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            address = resolve(parts.hostname, port, settings.allow_private_hosts)
+            # Connect to the address that was checked, so a second DNS answer cannot redirect us inside.
+            pinned = httpx.URL(current).copy_with(host=address)
+            headers = {
+                "Host": parts.netloc.rsplit("@", 1)[-1],
+                "User-Agent": settings.user_agent,
+                "Accept": "text/html,text/plain;q=0.9,*/*;q=0.1",
+            }
+            try:
+                with client.stream(
+                    "GET", pinned, headers=headers, extensions={"sni_hostname": parts.hostname}
+                ) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        current = urljoin(current, response.headers["location"])
+                        continue
+                    return current, *_read_body(response, current, settings)
+            except httpx.TimeoutException as exc:
+                raise FetchError(f"Timed out after {settings.fetch_timeout:g} s fetching {current}.") from exc
+            except httpx.HTTPError as exc:
+                raise FetchError(f"Could not fetch {current}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    raise FetchError(f"Too many redirects (more than {settings.max_redirects}) from {url}.")
+
+
+def _read_body(response: httpx.Response, url: str, settings: Settings) -> tuple[str, bytes, str | None]:
+    if response.status_code >= 400:
+        raise FetchError(f"{url} answered HTTP {response.status_code} {response.reason_phrase}.".replace(" .", "."))
+    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower() or "text/html"
+    if content_type not in HTML_TYPES | TEXT_TYPES:
+        raise UnsupportedContentError(
+            f"{url} is {content_type}, not a web page or text: only HTML and plain text can be added."
+        )
+    limit = settings.max_download_bytes
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLargeError(f"{url} is {int(declared):,} bytes; the limit is {limit:,}.")
+    body = bytearray()
+    for piece in response.iter_bytes():
+        body += piece
+        if len(body) > limit:
+            raise TooLargeError(f"{url} is larger than the limit of {limit:,} bytes.")
+    return content_type, bytes(body), response.charset_encoding
+
+
+def from_url(url: str, settings: Settings) -> ExtractedArticle:
+    final_url, content_type, body, charset = fetch_url(url, settings)
+    if content_type in HTML_TYPES:
+        return from_html(body, settings, url=final_url, source="url")
+    kind = "markdown" if "markdown" in content_type else "url"
+    return from_text(decode(body, charset), settings, url=final_url, source=kind)

@@ -1,0 +1,1020 @@
+"""A small fake Discord (REST + gateway) that the real discord.py client can talk to offline.
+
+Start a :class:`FakeDiscord`, point discord.py at ``base_url`` / ``gateway_url`` (see
+:func:`patch_discord`), then drive the bot with ``send_interaction`` / ``send_message_create`` and
+assert on the recorded REST calls with ``wait_for_request``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import discord
+import pytest
+import yarl
+from aiohttp import web
+
+Payload = dict[str, Any]
+
+API_PREFIX = "/api/v10"
+DISCORD_EPOCH_MS = 1_420_070_400_000
+MESSAGE_CONTENT_INTENT = 1 << 15
+EPHEMERAL = 1 << 6
+LOADING = 1 << 7
+
+ADMINISTRATOR = 1 << 3
+ALL_PERMISSIONS = (1 << 51) - 1
+# What Discord gives @everyone on a new server, minus the voice bits we never need.
+DEFAULT_EVERYONE_PERMISSIONS = (
+    (1 << 6)  # add reactions
+    | (1 << 10)  # view channel
+    | (1 << 11)  # send messages
+    | (1 << 14)  # embed links
+    | (1 << 15)  # attach files
+    | (1 << 16)  # read message history
+    | (1 << 31)  # use application commands
+)
+
+_counter = itertools.count()
+
+
+def new_id() -> str:
+    """Return a fresh snowflake whose timestamp is now, so ``created_at`` stays plausible."""
+    return str(((int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22) | (next(_counter) & 0x3FFFFF))
+
+
+def now_iso() -> str:
+    """Return the current UTC time in Discord's ISO 8601 format."""
+    return datetime.now(UTC).isoformat()
+
+
+# --------------------------------------------------------------------------- payload builders
+
+
+def make_user(username: str = "user", *, id: int | str | None = None, bot: bool = False) -> Payload:
+    """Build a user payload."""
+    return {
+        "id": str(id or new_id()),
+        "username": username,
+        "global_name": None,
+        "discriminator": "0",
+        "avatar": None,
+        "banner": None,
+        "bot": bot,
+        "system": False,
+        "public_flags": 0,
+        "flags": 0,
+        "avatar_decoration_data": None,
+    }
+
+
+def make_role(
+    name: str, permissions: int = 0, *, id: int | str | None = None, position: int = 1
+) -> Payload:
+    """Build a role payload; Discord sends permissions as a decimal string."""
+    return {
+        "id": str(id or new_id()),
+        "name": name,
+        "permissions": str(permissions),
+        "position": position,
+        "color": 0,
+        "hoist": False,
+        "icon": None,
+        "unicode_emoji": None,
+        "managed": False,
+        "mentionable": False,
+        "flags": 0,
+    }
+
+
+def make_member(user: Payload, roles: Iterable[int | str] = (), *, nick: str | None = None) -> Payload:
+    """Build a guild member payload (``flags`` is required by discord.py 2.6+)."""
+    return {
+        "user": user,
+        "roles": [str(r) for r in roles],
+        "nick": nick,
+        "avatar": None,
+        "joined_at": now_iso(),
+        "premium_since": None,
+        "deaf": False,
+        "mute": False,
+        "pending": False,
+        "flags": 0,
+        "communication_disabled_until": None,
+    }
+
+
+def make_channel(
+    name: str = "general", *, id: int | str | None = None, position: int = 0, type: int = 0
+) -> Payload:
+    """Build a guild text channel payload (``name`` and ``position`` are required)."""
+    return {
+        "id": str(id or new_id()),
+        "type": type,
+        "name": name,
+        "position": position,
+        "topic": None,
+        "nsfw": False,
+        "parent_id": None,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "permission_overwrites": [],
+        "flags": 0,
+    }
+
+
+def make_guild(
+    name: str = "Test Guild",
+    *,
+    id: int | str | None = None,
+    owner: Payload | None = None,
+    members: Iterable[Payload] | None = None,
+    roles: Iterable[Payload] = (),
+    channels: Iterable[Payload] | None = None,
+    everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
+) -> Payload:
+    """Build a guild with @everyone, an owner, and by default a #general and a plain member "alice"."""
+    gid = str(id or new_id())
+    owner = owner or make_user("owner")
+    member_list = list(members) if members is not None else [make_member(make_user("alice"))]
+    if all(m["user"]["id"] != owner["id"] for m in member_list):
+        member_list.insert(0, make_member(owner))
+    # @everyone's id is the guild id; discord.py relies on that.
+    everyone = make_role("@everyone", everyone_permissions, id=gid, position=0)
+    chans = list(channels) if channels is not None else [make_channel()]
+    return {
+        "id": gid,
+        "name": name,
+        "owner_id": owner["id"],
+        "icon": None,
+        "splash": None,
+        "discovery_splash": None,
+        "banner": None,
+        "description": None,
+        "features": [],
+        "afk_channel_id": None,
+        "afk_timeout": 300,
+        "verification_level": 0,
+        "default_message_notifications": 0,
+        "explicit_content_filter": 0,
+        "mfa_level": 0,
+        "nsfw_level": 0,
+        "premium_tier": 0,
+        "premium_subscription_count": 0,
+        "premium_progress_bar_enabled": False,
+        "preferred_locale": "en-US",
+        "system_channel_id": None,
+        "system_channel_flags": 0,
+        "rules_channel_id": None,
+        "public_updates_channel_id": None,
+        "vanity_url_code": None,
+        "application_id": None,
+        "emojis": [],
+        "stickers": [],
+        "roles": [everyone, *roles],
+        "channels": [{**c, "guild_id": gid} for c in chans],
+        "members": member_list,
+    }
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class UploadedFile:
+    """A file part of a multipart request."""
+
+    name: str
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+@dataclass
+class RecordedRequest:
+    """One REST call; ``path`` is relative to ``/api/v10`` and ``json`` holds payload_json for multipart."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+    files: list[UploadedFile]
+    headers: dict[str, str]
+
+
+@dataclass
+class FakeInteraction:
+    """State the fake keeps per interaction token."""
+
+    id: str
+    token: str
+    payload: Payload
+    message: Payload | None = None  # the message a component was clicked on
+    callbacks: list[Payload] = field(default_factory=list)  # {"type": ..., "data": ...}
+    original: Payload | None = None
+    followups: list[Payload] = field(default_factory=list)
+
+    @property
+    def response_type(self) -> int | None:
+        """Return the callback type of the initial response, if any."""
+        return self.callbacks[0]["type"] if self.callbacks else None
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    # Not web.json_response: its "; charset=utf-8" makes discord.py treat the body as text.
+    return web.Response(body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"})
+
+
+def _error(status: int, message: str, code: int = 0) -> web.Response:
+    return _json({"message": message, "code": code}, status)
+
+
+def _no_content() -> web.Response:
+    return web.Response(status=204)
+
+
+def _infer_option_type(value: Any) -> int:
+    if isinstance(value, bool):
+        return 5
+    if isinstance(value, int):
+        return 4
+    if isinstance(value, float):
+        return 10
+    if isinstance(value, dict) and "filename" in value:
+        return 11
+    return 3
+
+
+# --------------------------------------------------------------------------- the fake
+
+
+class FakeDiscord:
+    """An aiohttp server on 127.0.0.1 speaking enough of Discord's REST API and gateway for discord.py."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "fake-token",
+        bot_user: Payload | None = None,
+        application_id: int | str | None = None,
+        guilds: Iterable[Payload] | None = None,
+        heartbeat_interval: int = 41250,
+    ) -> None:
+        self.token = token
+        self.bot_user = bot_user or make_user("testbot", bot=True)
+        self.application_id = str(application_id or new_id())
+        self.guilds: list[Payload] = list(guilds) if guilds is not None else [make_guild()]
+        self.heartbeat_interval = heartbeat_interval
+        for guild in self.guilds:
+            if self.find_member(guild, self.bot_user["id"]) is None:
+                guild["members"].append(make_member(self.bot_user))
+        owner_id = self.guilds[0]["owner_id"] if self.guilds else None
+        self.owner = next(
+            (m["user"] for g in self.guilds for m in g["members"] if m["user"]["id"] == owner_id),
+            make_user("owner"),
+        )
+
+        self.port = 0
+        self.requests: list[RecordedRequest] = []
+        self.unknown: list[RecordedRequest] = []
+        self.errors: list[tuple[RecordedRequest, BaseException]] = []
+        self.global_commands: list[Payload] = []
+        self.guild_commands: dict[str, list[Payload]] = {}
+        self.messages: dict[str, Payload] = {}
+        self.interactions: dict[str, FakeInteraction] = {}
+        self.attachments: dict[str, tuple[bytes, str]] = {}
+
+        self.identifies: list[Payload] = []
+        self.resumes: list[Payload] = []
+        self.gateway_received: list[Payload] = []
+        self.gateway_queries: list[dict[str, str]] = []
+        self.session_id: str | None = None
+        self.sequence = 0
+        self._ws: web.WebSocketResponse | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._ready = asyncio.Event()
+        self._live = asyncio.Event()  # a session is identified or resumed on the current socket
+        self._runner: web.AppRunner | None = None
+        self._routes = self._route_table()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Listen on a random port of 127.0.0.1."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/", self._gateway)
+        app.router.add_route("*", "/{tail:.*}", self._http)
+        # A short shutdown timeout so a test that forgot to close its client does not hang for 60 s.
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        """Close open gateway sockets and the server."""
+        for ws in list(self._sockets):
+            await ws.close(code=1001)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeDiscord:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """The REST base URL, for ``discord.http.Route.BASE``."""
+        return f"http://127.0.0.1:{self.port}{API_PREFIX}"
+
+    @property
+    def gateway_url(self) -> str:
+        """The gateway URL, for ``DiscordWebSocket.DEFAULT_GATEWAY``."""
+        return f"ws://127.0.0.1:{self.port}/"
+
+    # ----------------------------------------------------------------- lookups
+
+    @property
+    def guild(self) -> Payload:
+        """The first guild."""
+        return self.guilds[0]
+
+    @property
+    def channel(self) -> Payload:
+        """The first text channel of the first guild."""
+        return next(c for c in self.guild["channels"] if c["type"] == 0)
+
+    @property
+    def member(self) -> Payload:
+        """The default human who talks to the bot: the first member that is neither bot nor owner."""
+        humans = [m for m in self.guild["members"] if not m["user"].get("bot")]
+        return next((m for m in humans if m["user"]["id"] != self.guild["owner_id"]), humans[0])
+
+    @property
+    def intents(self) -> int:
+        """The intents of the last IDENTIFY (0 before any)."""
+        return int(self.identifies[-1].get("intents", 0)) if self.identifies else 0
+
+    @property
+    def identify_count(self) -> int:
+        return len(self.identifies)
+
+    @property
+    def resume_count(self) -> int:
+        return len(self.resumes)
+
+    def find_guild(self, guild_id: int | str) -> Payload | None:
+        return next((g for g in self.guilds if g["id"] == str(guild_id)), None)
+
+    def find_channel(self, channel_id: int | str) -> tuple[Payload, Payload] | None:
+        """Return ``(guild, channel)`` for a channel id."""
+        for guild in self.guilds:
+            for channel in guild["channels"]:
+                if channel["id"] == str(channel_id):
+                    return guild, channel
+        return None
+
+    def find_member(self, guild: Payload, user_id: int | str) -> Payload | None:
+        return next((m for m in guild["members"] if m["user"]["id"] == str(user_id)), None)
+
+    def permissions_for(self, guild: Payload, member: Payload) -> int:
+        """Compute guild-level permissions (channel overwrites are not modelled)."""
+        if member["user"]["id"] == guild["owner_id"]:
+            return ALL_PERMISSIONS
+        by_id = {r["id"]: int(r["permissions"]) for r in guild["roles"]}
+        perms = by_id.get(guild["id"], 0)
+        for role_id in member["roles"]:
+            perms |= by_id.get(str(role_id), 0)
+        return ALL_PERMISSIONS if perms & ADMINISTRATOR else perms
+
+    def add_attachment(self, name: str, data: bytes, content_type: str = "application/octet-stream") -> Payload:
+        """Serve ``data`` at ``/attachments/{name}`` and return its attachment payload."""
+        self.attachments[name] = (data, content_type)
+        url = f"http://127.0.0.1:{self.port}/attachments/{quote(name)}"
+        return {
+            "id": new_id(),
+            "filename": name.rsplit("/", 1)[-1],
+            "size": len(data),
+            "url": url,
+            "proxy_url": url,
+            "content_type": content_type,
+        }
+
+    # ----------------------------------------------------------------- waiting
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Poll ``predicate`` until it is true."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate():
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"condition not met within {timeout}s")
+            await asyncio.sleep(0.01)
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        """Wait until the bot has identified and every GUILD_CREATE was sent."""
+        await asyncio.wait_for(self._ready.wait(), timeout)
+
+    async def wait_for_request(
+        self,
+        method: str,
+        path_pattern: str | re.Pattern[str],
+        predicate: Callable[[RecordedRequest], bool] | None = None,
+        *,
+        timeout: float = 10.0,
+        since: int = 0,
+    ) -> RecordedRequest:
+        """Return the first request from index ``since`` on whose path fully matches the regex."""
+        pattern = re.compile(path_pattern)
+
+        def find() -> RecordedRequest | None:
+            for rec in self.requests[since:]:
+                if rec.method == method and pattern.fullmatch(rec.path) and (predicate is None or predicate(rec)):
+                    return rec
+            return None
+
+        try:
+            await self.wait_until(lambda: find() is not None, timeout)
+        except TimeoutError:
+            seen = [f"{r.method} {r.path}" for r in self.requests]
+            raise TimeoutError(f"no {method} {pattern.pattern} within {timeout}s; seen: {seen}") from None
+        found = find()
+        assert found is not None
+        return found
+
+    # ----------------------------------------------------------------- driving the bot
+
+    async def dispatch(self, event: str, data: Payload, timeout: float = 10.0) -> None:
+        """Send a DISPATCH once a session is live (waits across a reconnect)."""
+        await asyncio.wait_for(self._live.wait(), timeout)
+        await self._dispatch_now(event, data)
+
+    async def drop_gateway(self, code: int = 4000, *, reconnect_op: bool = False) -> None:
+        """Close the bot's socket with ``code``, or ask it to reconnect with op 7."""
+        ws, self._ws = self._ws, None
+        self._live.clear()
+        if ws is None:
+            raise RuntimeError("no gateway connection to drop")
+        if reconnect_op:
+            await self._send(ws, {"op": 7, "d": None})
+        else:
+            await ws.close(code=code)
+
+    async def send_interaction(
+        self,
+        name: str | None = None,
+        options: Mapping[str, Any] | list[Payload] | None = None,
+        *,
+        type: int | None = None,
+        focused: str | None = None,
+        custom_id: str | None = None,
+        message: Payload | int | str | None = None,
+        component_type: int = 2,
+        values: Iterable[str] | None = None,
+        user_id: int | str | None = None,
+        channel_id: int | str | None = None,
+        locale: str = "en-US",
+    ) -> FakeInteraction:
+        """Dispatch INTERACTION_CREATE: a slash command ("group sub" for subcommands), an autocomplete
+        (``focused`` names the option being typed) or a component click (``custom_id`` + ``message``).
+        Option types come from the synced command when it exists, else from the Python values."""
+        itype = type or (3 if custom_id is not None else 4 if focused is not None else 2)
+        found = self.find_channel(channel_id or self.channel["id"])
+        if found is None:
+            raise KeyError(f"unknown channel {channel_id}")
+        guild, channel = found
+        member = self.find_member(guild, user_id or self.member["user"]["id"])
+        if member is None:
+            raise KeyError(f"user {user_id} is not a member of {guild['name']}")
+        clicked: Payload | None = None
+        if itype == 3:
+            clicked = message if isinstance(message, dict) else self.messages[str(message)]
+            data: Payload = {"custom_id": custom_id, "component_type": component_type}
+            if values is not None:
+                data["values"] = list(values)
+        else:
+            if name is None:
+                raise ValueError("a command name is needed")
+            data = self._command_data(name, options or {}, focused, guild)
+
+        perms = self.permissions_for(guild, member)
+        bot_member = self.find_member(guild, self.bot_user["id"])
+        assert bot_member is not None
+        payload: Payload = {
+            "id": new_id(),
+            "token": f"itoken-{uuid.uuid4().hex}",
+            "version": 1,
+            "application_id": self.application_id,
+            "type": itype,
+            "data": data,
+            "guild_id": guild["id"],
+            "guild": {"id": guild["id"], "locale": guild["preferred_locale"], "features": guild["features"]},
+            "channel_id": channel["id"],
+            "channel": {**channel, "guild_id": guild["id"], "permissions": str(perms)},
+            "member": {**member, "permissions": str(perms)},
+            "app_permissions": str(self.permissions_for(guild, bot_member)),
+            "locale": locale,
+            "guild_locale": guild["preferred_locale"],
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": guild["id"]},
+            "context": 0,
+            "attachment_size_limit": 25 * 1024 * 1024,
+        }
+        if clicked is not None:
+            payload["message"] = clicked
+        interaction = FakeInteraction(payload["id"], payload["token"], payload, message=clicked)
+        self.interactions[interaction.token] = interaction
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return interaction
+
+    async def send_message_create(
+        self,
+        content: str = "",
+        *,
+        author_id: int | str | None = None,
+        channel_id: int | str | None = None,
+        mentions: Iterable[int | str] = (),
+        reply_to: Payload | int | str | None = None,
+        mention_reply: bool = True,
+        embeds: Iterable[Payload] = (),
+        attachments: Iterable[Payload] = (),
+    ) -> Payload:
+        """Dispatch MESSAGE_CREATE from a guild member and return the payload as sent.
+
+        Like Discord, without the MESSAGE_CONTENT intent the content, embeds and attachments are
+        blanked unless the bot is mentioned (``<@id>`` in the text, ``mentions``, or a pinging reply).
+        """
+        found = self.find_channel(channel_id or self.channel["id"])
+        if found is None:
+            raise KeyError(f"unknown channel {channel_id}")
+        guild, channel = found
+        member = self.find_member(guild, author_id or self.member["user"]["id"])
+        if member is None:
+            raise KeyError(f"user {author_id} is not a member of {guild['name']}")
+        body = {"content": content, "embeds": list(embeds)}
+        msg = self._new_message(channel["id"], body, [], author=member["user"])
+        msg["attachments"] = list(attachments)
+        mentioned = [str(m) for m in mentions] + re.findall(r"<@!?(\d+)>", content)
+        if reply_to is not None:
+            ref = reply_to if isinstance(reply_to, dict) else self.messages[str(reply_to)]
+            self._add_reference(msg, ref["id"], guild["id"])
+            if mention_reply:
+                mentioned.append(ref["author"]["id"])
+        msg["mentions"] = [self._mention(guild, uid) for uid in dict.fromkeys(mentioned)]
+        msg["guild_id"] = guild["id"]
+        msg["member"] = {k: v for k, v in member.items() if k != "user"}
+        self.messages[msg["id"]] = msg
+        sent = dict(msg)
+        if not self.intents & MESSAGE_CONTENT_INTENT and self.bot_user["id"] not in mentioned:
+            sent.update(content="", embeds=[], attachments=[], components=[])
+        await self.dispatch("MESSAGE_CREATE", sent)
+        return sent
+
+    # ----------------------------------------------------------------- payload helpers
+
+    def _command_data(self, name: str, values: Mapping[str, Any] | list[Payload], focused: str | None,
+                      guild: Payload) -> Payload:
+        path = name.split()
+        spec = next((c for c in self.guild_commands.get(guild["id"], []) if c["name"] == path[0]), None)
+        command_guild = guild["id"] if spec else None
+        spec = spec or next((c for c in self.global_commands if c["name"] == path[0]), None)
+        spec_options: list[Payload] = (spec or {}).get("options", [])
+        for part in path[1:]:
+            spec_options = next((o.get("options", []) for o in spec_options if o["name"] == part), [])
+        resolved: Payload = {}
+        if isinstance(values, list):  # raw option payloads: the caller knows best
+            options = values
+        else:
+            options = [self._option(spec_options, k, v, focused, resolved, guild) for k, v in values.items()]
+        for depth, part in reversed(list(enumerate(path[1:], 1))):
+            options = [{"name": part, "type": 2 if depth < len(path) - 1 else 1, "options": options}]
+        data: Payload = {"id": (spec or {}).get("id") or new_id(), "name": path[0], "type": 1, "options": options}
+        if resolved:
+            data["resolved"] = resolved
+        if command_guild:
+            # discord.py looks guild commands up by this field.
+            data["guild_id"] = command_guild
+        return data
+
+    def _option(self, spec_options: list[Payload], name: str, value: Any, focused: str | None,
+                resolved: Payload, guild: Payload) -> Payload:
+        spec = next((o for o in spec_options if o["name"] == name), {})
+        otype = spec.get("type") or _infer_option_type(value)
+        if name == focused:
+            return {"name": name, "type": otype, "value": str(value), "focused": True}
+        if otype == 11:
+            resolved.setdefault("attachments", {})[value["id"]] = value
+            value = value["id"]
+        elif otype in (6, 9):
+            member = self.find_member(guild, value)
+            if member is not None:
+                resolved.setdefault("users", {})[str(value)] = member["user"]
+                perms = str(self.permissions_for(guild, member))
+                partial = {k: v for k, v in member.items() if k != "user"}
+                resolved.setdefault("members", {})[str(value)] = {**partial, "permissions": perms}
+            value = str(value)
+        elif otype == 7:
+            found = self.find_channel(value)
+            if found is not None:
+                resolved.setdefault("channels", {})[str(value)] = {**found[1], "permissions": str(ALL_PERMISSIONS)}
+            value = str(value)
+        elif otype == 8:
+            role = next((r for r in guild["roles"] if r["id"] == str(value)), None)
+            if role is not None:
+                resolved.setdefault("roles", {})[str(value)] = role
+            value = str(value)
+        return {"name": name, "type": otype, "value": value}
+
+    def _mention(self, guild: Payload, user_id: str) -> Payload:
+        member = self.find_member(guild, user_id)
+        if member is None:
+            return make_user(id=user_id)
+        return {**member["user"], "member": {k: v for k, v in member.items() if k != "user"}}
+
+    def _add_reference(self, msg: Payload, message_id: str, guild_id: str | None) -> None:
+        msg["type"] = 19  # reply
+        msg["message_reference"] = {"type": 0, "message_id": message_id, "channel_id": msg["channel_id"],
+                                    "guild_id": guild_id}
+        msg["referenced_message"] = self.messages.get(str(message_id))
+
+    def _uploads(self, files: list[UploadedFile]) -> list[Payload]:
+        return [
+            self.add_attachment(f"{new_id()}/{f.filename or f.name}", f.data, f.content_type or "application/octet-stream")
+            for f in files
+        ]
+
+    def _new_message(self, channel_id: str, body: Payload, files: list[UploadedFile], *,
+                     author: Payload | None = None) -> Payload:
+        return {
+            "id": new_id(),
+            "type": 0,
+            "channel_id": str(channel_id),
+            "author": author or self.bot_user,
+            "content": body.get("content") or "",
+            "tts": bool(body.get("tts")),
+            "timestamp": now_iso(),
+            "edited_timestamp": None,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": self._uploads(files),
+            "embeds": body.get("embeds") or [],
+            "reactions": [],
+            "pinned": False,
+            "flags": int(body.get("flags") or 0),
+            "components": body.get("components") or [],
+        }
+
+    def _interaction_message(self, interaction: FakeInteraction, body: Payload, files: list[UploadedFile]) -> Payload:
+        payload = interaction.payload
+        msg = self._new_message(payload["channel_id"], body, files)
+        msg["type"] = 20 if payload["type"] == 2 else 0  # 20 = chat input command reply
+        msg["webhook_id"] = msg["application_id"] = self.application_id
+        msg["interaction_metadata"] = {"id": payload["id"], "type": payload["type"],
+                                       "user": payload["member"]["user"], "authorizing_integration_owners": {}}
+        self.messages[msg["id"]] = msg
+        return msg
+
+    def _apply_edit(self, msg: Payload, body: Payload, files: list[UploadedFile]) -> None:
+        was_loading = msg["flags"] & LOADING
+        for key, empty in (("content", ""), ("embeds", []), ("components", [])):
+            if key in body:
+                msg[key] = body[key] if body[key] is not None else empty
+        if body.get("flags") is not None:
+            msg["flags"] = (msg["flags"] & EPHEMERAL) | int(body["flags"])
+        msg["flags"] &= ~LOADING
+        if "attachments" in body or files:
+            keep = {str(a["id"]) for a in body.get("attachments") or []}
+            msg["attachments"] = [a for a in msg["attachments"] if a["id"] in keep] + self._uploads(files)
+        if not was_loading:  # filling in a deferred response is not an edit
+            msg["edited_timestamp"] = now_iso()
+
+    def _guild_create(self, guild: Payload) -> Payload:
+        return {
+            **guild,
+            # Equal to the members sent, so discord.py considers the guild chunked unless a test says otherwise.
+            "member_count": guild.get("member_count", len(guild["members"])),
+            "joined_at": now_iso(),
+            "large": False,
+            "unavailable": False,
+            "voice_states": [],
+            "presences": [],
+            "threads": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+
+    # ----------------------------------------------------------------- HTTP
+
+    def _route_table(self) -> list[tuple[str, re.Pattern[str], bool, Callable[..., Awaitable[web.StreamResponse]]]]:
+        app, token, mid = r"(?P<app>\d+)", r"(?P<token>[^/]+)", r"(?P<mid>@original|\d+)"
+        table: list[tuple[str, str, bool, Callable[..., Awaitable[web.StreamResponse]]]] = [
+            ("GET", r"/users/@me", True, self._get_me),
+            ("GET", r"/oauth2/applications/@me", True, self._get_application),
+            ("GET PUT", rf"/applications/{app}/commands", True, self._commands),
+            ("GET PUT", rf"/applications/{app}/guilds/(?P<guild>\d+)/commands", True, self._commands),
+            ("POST", rf"/interactions/(?P<iid>\d+)/{token}/callback", False, self._callback),
+            ("POST", rf"/webhooks/{app}/{token}", False, self._followup),
+            ("GET PATCH DELETE", rf"/webhooks/{app}/{token}/messages/{mid}", False, self._webhook_message),
+            ("GET", r"/channels/(?P<cid>\d+)", True, self._get_channel),
+            ("POST", r"/channels/(?P<cid>\d+)/messages", True, self._post_message),
+            ("GET PATCH DELETE", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", True, self._channel_message),
+            ("POST", r"/channels/(?P<cid>\d+)/typing", True, self._typing),
+            ("GET", r"/attachments/(?P<name>.+)", False, self._get_attachment),
+        ]
+        return [(methods, re.compile(pattern), auth, handler) for methods, pattern, auth, handler in table]
+
+    async def _http(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.removeprefix(API_PREFIX)
+        body: Any = None
+        files: list[UploadedFile] = []
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            async for part in reader:
+                if not isinstance(part, aiohttp.BodyPartReader):
+                    continue
+                if part.name == "payload_json":
+                    body = json.loads(await part.text())
+                else:
+                    ctype = part.headers.get(aiohttp.hdrs.CONTENT_TYPE)
+                    files.append(UploadedFile(part.name or "", part.filename, ctype, bytes(await part.read())))
+        elif request.can_read_body:
+            raw = await request.read()
+            body = json.loads(raw) if raw and request.content_type == "application/json" else raw.decode() or None
+        rec = RecordedRequest(request.method, path, dict(request.query), body, files, dict(request.headers))
+        self.requests.append(rec)
+
+        for methods, pattern, auth, handler in self._routes:
+            match = pattern.fullmatch(path)
+            if match is None or request.method not in methods.split():
+                continue
+            if auth and request.headers.get("Authorization") != f"Bot {self.token}":
+                return _error(401, "401: Unauthorized")
+            try:
+                return await handler(rec, **match.groupdict())
+            except Exception as exc:  # noqa: BLE001 - a 5xx would make discord.py retry with sleeps
+                self.errors.append((rec, exc))
+                return _error(400, f"fake discord error: {exc!r}")
+        self.unknown.append(rec)
+        return _error(404, "404: Not Found")
+
+    async def _get_me(self, rec: RecordedRequest) -> web.StreamResponse:
+        return _json({**self.bot_user, "verified": True, "mfa_enabled": False, "email": None})
+
+    async def _get_application(self, rec: RecordedRequest) -> web.StreamResponse:
+        return _json({
+            "id": self.application_id,
+            "name": self.bot_user["username"],
+            "description": "",
+            "icon": None,
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "owner": self.owner,
+            "verify_key": "0" * 64,
+            "interactions_endpoint_url": None,
+            "flags": 0,
+            "team": None,
+            "rpc_origins": [],
+        })
+
+    async def _commands(self, rec: RecordedRequest, app: str, guild: str | None = None) -> web.StreamResponse:
+        if app != self.application_id:
+            return _error(404, "Unknown Application", 10002)
+        current = self.guild_commands.get(guild, []) if guild else self.global_commands
+        if rec.method == "GET":
+            return _json(current)
+        # Like Discord, a bulk overwrite keeps the ids of commands that keep their name.
+        ids = {(c["name"], c.get("type", 1)): c["id"] for c in current}
+        synced = [
+            {
+                **cmd,
+                "id": ids.get((cmd["name"], cmd.get("type", 1))) or new_id(),
+                "application_id": self.application_id,
+                "version": new_id(),
+                "type": cmd.get("type", 1),
+                **({"guild_id": guild} if guild else {}),
+            }
+            for cmd in rec.json or []
+        ]
+        if guild:
+            self.guild_commands[guild] = synced
+        else:
+            self.global_commands = synced
+        return _json(synced)
+
+    async def _callback(self, rec: RecordedRequest, iid: str, token: str) -> web.StreamResponse:
+        interaction = self.interactions.get(token)
+        if interaction is None or interaction.id != iid:
+            return _error(404, "Unknown interaction", 10062)
+        if interaction.callbacks:
+            return _error(400, "Interaction has already been acknowledged.", 40060)
+        body = rec.json or {}
+        ctype, data = body.get("type"), body.get("data") or {}
+        interaction.callbacks.append({"type": ctype, "data": data})
+        message: Payload | None = None
+        if ctype == 4:
+            message = self._interaction_message(interaction, data, rec.files)
+        elif ctype == 5:
+            message = self._interaction_message(interaction, {"flags": int(data.get("flags") or 0) | LOADING}, [])
+        elif ctype in (6, 7) and interaction.message is not None:
+            message = self.messages.setdefault(interaction.message["id"], interaction.message)
+            if ctype == 7:
+                self._apply_edit(message, data, rec.files)
+        interaction.original = message
+        if rec.query.get("with_response") not in ("1", "true", "True"):
+            return _no_content()
+        result: Payload = {"interaction": {
+            "id": iid,
+            "type": interaction.payload["type"],
+            "activity_instance_id": None,
+            "response_message_id": message["id"] if message else None,
+            "response_message_loading": ctype == 5,
+            "response_message_ephemeral": bool(message and message["flags"] & EPHEMERAL),
+        }}
+        if message is not None and ctype in (4, 5, 7):
+            result["resource"] = {"type": ctype, "message": message}
+        return _json(result)
+
+    def _webhook_interaction(self, app: str, token: str) -> FakeInteraction | None:
+        interaction = self.interactions.get(token)
+        # Discord rejects webhook calls before the initial response with "Unknown Webhook".
+        return interaction if app == self.application_id and interaction and interaction.callbacks else None
+
+    async def _followup(self, rec: RecordedRequest, app: str, token: str) -> web.StreamResponse:
+        interaction = self._webhook_interaction(app, token)
+        if interaction is None:
+            return _error(404, "Unknown Webhook", 10015)
+        msg = self._interaction_message(interaction, rec.json or {}, rec.files)
+        interaction.followups.append(msg)
+        return _json(msg) if rec.query.get("wait") in ("1", "true", "True") else _no_content()
+
+    async def _webhook_message(self, rec: RecordedRequest, app: str, token: str, mid: str) -> web.StreamResponse:
+        interaction = self._webhook_interaction(app, token)
+        if interaction is None:
+            return _error(404, "Unknown Webhook", 10015)
+        if mid == "@original":
+            msg = interaction.original
+        else:
+            msg = next((m for m in [interaction.original, *interaction.followups] if m and m["id"] == mid), None)
+        if msg is None:
+            return _error(404, "Unknown Message", 10008)
+        if rec.method == "DELETE":
+            self.messages.pop(msg["id"], None)
+            if msg is interaction.original:
+                interaction.original = None
+            else:
+                interaction.followups.remove(msg)
+            return _no_content()
+        if rec.method == "PATCH":
+            self._apply_edit(msg, rec.json or {}, rec.files)
+        return _json(msg)
+
+    async def _get_channel(self, rec: RecordedRequest, cid: str) -> web.StreamResponse:
+        found = self.find_channel(cid)
+        if found is None:
+            return _error(404, "Unknown Channel", 10003)
+        return _json({**found[1], "guild_id": found[0]["id"]})
+
+    async def _post_message(self, rec: RecordedRequest, cid: str) -> web.StreamResponse:
+        found = self.find_channel(cid)
+        if found is None:
+            return _error(404, "Unknown Channel", 10003)
+        body = rec.json or {}
+        msg = self._new_message(cid, body, rec.files)
+        if (ref := body.get("message_reference")) is not None:
+            self._add_reference(msg, str(ref["message_id"]), found[0]["id"])
+        self.messages[msg["id"]] = msg
+        return _json(msg)
+
+    async def _channel_message(self, rec: RecordedRequest, cid: str, mid: str) -> web.StreamResponse:
+        msg = self.messages.get(mid)
+        if msg is None or msg["channel_id"] != cid:
+            return _error(404, "Unknown Message", 10008)
+        if rec.method == "DELETE":
+            del self.messages[mid]
+            return _no_content()
+        if rec.method == "PATCH":
+            self._apply_edit(msg, rec.json or {}, rec.files)
+        return _json(msg)
+
+    async def _typing(self, rec: RecordedRequest, cid: str) -> web.StreamResponse:
+        return _no_content() if self.find_channel(cid) else _error(404, "Unknown Channel", 10003)
+
+    async def _get_attachment(self, rec: RecordedRequest, name: str) -> web.StreamResponse:
+        if name not in self.attachments:
+            return _error(404, "404: Not Found")
+        data, content_type = self.attachments[name]
+        return web.Response(body=data, headers={"Content-Type": content_type})
+
+    # ----------------------------------------------------------------- gateway
+
+    async def _send(self, ws: web.WebSocketResponse, payload: Payload) -> None:
+        await ws.send_str(json.dumps(payload))
+
+    async def _dispatch_now(self, event: str, data: Payload, ws: web.WebSocketResponse | None = None) -> None:
+        target = ws or self._ws
+        if target is None:
+            raise RuntimeError("the bot is not connected to the gateway")
+        self.sequence += 1
+        await self._send(target, {"op": 0, "t": event, "s": self.sequence, "d": data})
+
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.gateway_queries.append(dict(request.query))
+        self._sockets.add(ws)
+        try:
+            # Plain JSON text frames: discord.py only decompresses binary frames.
+            await self._send(ws, {"op": 10, "d": {"heartbeat_interval": self.heartbeat_interval}})
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    await self._on_gateway_payload(ws, json.loads(msg.data))
+        finally:
+            self._sockets.discard(ws)
+            if self._ws is ws:
+                self._ws = None
+                self._live.clear()
+        return ws
+
+    async def _on_gateway_payload(self, ws: web.WebSocketResponse, payload: Payload) -> None:
+        self.gateway_received.append(payload)
+        op, data = payload.get("op"), payload.get("d") or {}
+        if op == 1:
+            await self._send(ws, {"op": 11})
+        elif op == 2:
+            await self._identify(ws, data)
+        elif op == 6:
+            await self._resume(ws, data)
+        elif op == 8:
+            await self._request_members(ws, data)
+
+    async def _identify(self, ws: web.WebSocketResponse, data: Payload) -> None:
+        self.identifies.append(data)
+        if data.get("token") != self.token:
+            await ws.close(code=4004, message=b"Authentication failed.")
+            return
+        self._ready.clear()
+        self.session_id, self.sequence, self._ws = uuid.uuid4().hex, 0, ws
+        await self._dispatch_now("READY", {
+            "v": 10,
+            "user": {**self.bot_user, "verified": True, "mfa_enabled": False},
+            "guilds": [{"id": g["id"], "unavailable": True} for g in self.guilds],
+            "session_id": self.session_id,
+            "session_type": "normal",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": self.application_id, "flags": 0},
+            "private_channels": [],
+            "presences": [],
+            "relationships": [],
+        }, ws)
+        for guild in self.guilds:
+            await self._dispatch_now("GUILD_CREATE", self._guild_create(guild), ws)
+        self._live.set()
+        self._ready.set()
+
+    async def _resume(self, ws: web.WebSocketResponse, data: Payload) -> None:
+        self.resumes.append(data)
+        if data.get("token") != self.token or data.get("session_id") != self.session_id:
+            await self._send(ws, {"op": 9, "d": False})  # invalid session, not resumable
+            return
+        self._ws = ws
+        # Nothing was queued while the bot was away, so there is nothing to replay.
+        await self._dispatch_now("RESUMED", {}, ws)
+        self._live.set()
+
+    async def _request_members(self, ws: web.WebSocketResponse, data: Payload) -> None:
+        guild = self.find_guild(data.get("guild_id", 0))
+        members = guild["members"] if guild else []
+        if data.get("user_ids"):
+            wanted = {str(u) for u in data["user_ids"]}
+            members = [m for m in members if m["user"]["id"] in wanted]
+        elif data.get("query"):
+            members = [m for m in members if m["user"]["username"].lower().startswith(data["query"].lower())]
+        if data.get("limit"):
+            members = members[: data["limit"]]
+        chunk = {"guild_id": str(data.get("guild_id")), "members": members, "chunk_index": 0, "chunk_count": 1,
+                 "not_found": [], "presences": []}
+        if data.get("nonce"):
+            chunk["nonce"] = data["nonce"]
+        await self._dispatch_now("GUILD_MEMBERS_CHUNK", chunk, ws)
+
+
+def patch_discord(monkeypatch: pytest.MonkeyPatch, fake: FakeDiscord) -> None:
+    """Point discord.py's REST base and default gateway at ``fake``."""
+    monkeypatch.setattr(discord.http.Route, "BASE", fake.base_url)
+    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
