@@ -70,17 +70,21 @@ class SentenceTransformerEmbedder:
         self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:
-            vectors = self._model.encode(
-                list(texts),
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        # Similar lengths share a batch (less padding); the lock is taken per batch so that a question
+        # asked while a long article is being embedded waits for one batch, not for the whole article.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        for first in range(0, len(order), batch_size):
+            rows = order[first : first + batch_size]
+            with self._lock:
+                out[rows] = self._model.encode(
+                    [texts[i] for i in rows],
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+        return out
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:

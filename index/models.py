@@ -79,7 +79,8 @@ class Excerpt:
     article_id: int
     title: str
     url: str | None
-    score: float
+    score: float  # what excerpts are ranked by
+    relevance: float  # how well the excerpt itself matches; below the threshold it is a weak match
     # The sentence that answers best, as offsets into the article (inside [start, end)).
     focus_start: int
     focus_end: int

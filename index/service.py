@@ -53,6 +53,7 @@ class Engine:
         self._loaded: dict[str, _Loaded] = {}
         self._lock = threading.RLock()  # guards writes and the in-memory indexes
         self._model_lock = threading.Lock()
+        self.weights = answer.Weights()
 
     def close(self) -> None:
         self.store.close()
@@ -125,7 +126,12 @@ class Engine:
                 model=self.embedder.name,
                 dimension=self.embedder.dimension,
             )
-            self._refresh(collection, loaded, added=(chunk_ids, np.vstack([c.vector for c in chunks])))
+            self._refresh(
+                collection,
+                loaded,
+                added=(chunk_ids, np.vstack([c.vector for c in chunks])),
+                added_texts=[article.text[c.start : c.end] for c in chunks],
+            )
         return AddResult(stored)
 
     def _embed_article(self, text: str) -> tuple[list[NewPiece], list[NewPiece]]:
@@ -164,7 +170,7 @@ class Engine:
             if not vectors.load(info.version, ids):
                 vectors.reset(ids, matrix)
                 vectors.save(info.version)
-            loaded = _Loaded(info.version, vectors, LexicalIndex(*self.store.chunk_texts(collection)))
+            loaded = _Loaded(info.version, vectors, LexicalIndex.from_texts(*self.store.chunk_texts(collection)))
             self._loaded[collection] = loaded
             return loaded
 
@@ -174,6 +180,7 @@ class Engine:
         loaded: _Loaded,
         *,
         added: tuple[list[int], np.ndarray] | None = None,
+        added_texts: list[str] | None = None,
         removed: list[int] | None = None,
     ) -> None:
         """Apply one write to the in-memory indexes and save FAISS; fall back to a full reload if we fell behind."""
@@ -187,7 +194,8 @@ class Engine:
         if removed:
             loaded.vectors.remove(removed)
         loaded.vectors.save(version)
-        self._loaded[collection] = _Loaded(version, loaded.vectors, LexicalIndex(*self.store.chunk_texts(collection)))
+        lexical = loaded.lexical.changed(added[0] if added else (), added_texts or (), removed or ())
+        self._loaded[collection] = _Loaded(version, loaded.vectors, lexical)
 
     def _check_model(self, collection: str) -> None:
         stored = self.store.collection(collection).model
@@ -215,11 +223,15 @@ class Engine:
             lexical = loaded.lexical.search(query_tokens, LEXICAL_CANDIDATES)
         fused = _fuse([dense, lexical])[: max(CHUNKS_TO_READ, k * 2)]
         groups = self._sentences(collection, fused, query, loaded.lexical)
-        found = answer.candidates(groups, query_tokens, loaded.lexical.idf)
+        found = answer.candidates(groups, query_tokens, loaded.lexical.idf, self.weights)
         chosen = answer.pick(found, k)
-        answered = bool(chosen) and chosen[0].relevance >= self.settings.min_relevance
+        threshold = self.settings.min_relevance
+        answered = bool(chosen) and chosen[0].relevance >= threshold
         texts = {g.article_id: g.text for g in groups}
-        results = [self._excerpt(c, texts[c.article_id], query_tokens, collection, weak=not answered) for c in chosen]
+        results = [
+            self._excerpt(c, texts[c.article_id], query_tokens, collection, weak=c.relevance < threshold)
+            for c in chosen
+        ]
         return Answer(question, collection, answered, results)
 
     def _sentences(
@@ -261,7 +273,7 @@ class Engine:
         self, cand: answer.Candidate, text: str, query_tokens: list[str], collection: str, weak: bool
     ) -> Excerpt:
         article = self.store.article(collection, cand.article_id)
-        start, end = answer.trim(text, cand.start, cand.end, query_tokens, answer.Weights().max_chars)
+        start, end = answer.trim(text, cand.start, cand.end, query_tokens, self.weights.max_chars)
         focus_start, focus_end = max(cand.focus_start, start), min(cand.focus_end, end)
         return Excerpt(
             text=text[start:end],
@@ -271,6 +283,7 @@ class Engine:
             title=article.title,
             url=article.url,
             score=round(cand.score, 4),
+            relevance=round(cand.relevance, 4),
             focus_start=focus_start,
             focus_end=max(focus_start, focus_end),
             article_chars=article.chars,

@@ -33,8 +33,9 @@ class Settings(BaseSettings):
     max_redirects: int = Field(default=5, ge=0)
     user_agent: str = "newsquote/0.1 (+https://github.com/newsquote)"
     min_relevance: float = Field(
-        default=0.35,
-        description="Best-excerpt relevance below which an answer is reported as weak matches only.",
+        default=0.6,
+        description="Relevance (cosine + share of the question's weighted words) below which the best excerpts "
+        "are reported as weak matches rather than an answer.",
     )
 
     @property

@@ -27,7 +27,7 @@ TEXT_TYPES = {"text/plain", "text/markdown", "text/x-markdown"}
 FILE_KINDS = {".html": "html", ".htm": "html", ".txt": "text", ".md": "markdown", ".markdown": "markdown"}
 TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid|ref|ref_src|cmpid|ocid|smid|igshid)$", re.I)
 MIN_TEXT_CHARS = 40
-MAX_TITLE_CHARS = 200
+MAX_TITLE_CHARS = 200  # Discord allows 256 in an embed title
 
 # --- cleaning ------------------------------------------------------------------------------------
 
@@ -95,7 +95,11 @@ def canonical_url(url: str) -> str:
 
 
 def title_from_text(text: str) -> str:
+    """The first line, or its first sentence when the line is a whole paragraph, cut to a title's length."""
     first = next((line.strip() for line in text.splitlines() if line.strip()), "Untitled")
+    if len(first) > MAX_TITLE_CHARS // 2:
+        sentence = re.match(r"(.{20,}?[.!?])\s", first)
+        first = sentence.group(1) if sentence else first
     return first if len(first) <= MAX_TITLE_CHARS else first[: MAX_TITLE_CHARS - 1].rstrip() + "…"
 
 

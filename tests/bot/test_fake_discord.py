@@ -62,19 +62,21 @@ RunClient = Callable[[PingClient], Awaitable[PingClient]]
 @pytest_asyncio.fixture
 async def run_client() -> AsyncIterator[RunClient]:
     """Log clients in, connect them until ready, and close them (and their connect task) afterwards."""
-    running: list[tuple[PingClient, asyncio.Task[None]]] = []
+    clients: list[PingClient] = []
+    tasks: list[asyncio.Task[None]] = []
 
     async def start(client: PingClient) -> PingClient:
+        clients.append(client)  # before login, so a failed login still gets its HTTP session closed
         await client.login(TOKEN)
-        task = asyncio.create_task(client.connect(reconnect=True))
-        running.append((client, task))
+        tasks.append(asyncio.create_task(client.connect()))
         await asyncio.wait_for(client.wait_until_ready(), 5)
         return client
 
     yield start
-    for client, task in running:
+    for client in clients:
         await client.close()
-        await asyncio.wait_for(task, 5)
+    # connect() returns once its client is closed; awaiting it proves no task is left behind.
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
 
 
 @asynccontextmanager
@@ -93,9 +95,11 @@ def callback_of(fake: FakeDiscord, interaction_id: str, token: str) -> Awaitable
 async def test_client_logs_in_and_receives_the_guild(fake: FakeDiscord, run_client: RunClient) -> None:
     client = await run_client(PingClient())
 
-    assert client.user is not None and str(client.user.id) == fake.bot_user["id"]
+    assert client.user is not None
+    assert str(client.user.id) == fake.bot_user["id"]
     guild = client.get_guild(int(fake.guild["id"]))
-    assert guild is not None and guild.name == fake.guild["name"]
+    assert guild is not None
+    assert guild.name == fake.guild["name"]
     assert [c.name for c in guild.text_channels] == ["general"]
     assert fake.identify_count == 1
     assert fake.identifies[0]["intents"] == discord.Intents.default().value
@@ -134,7 +138,8 @@ async def test_ping_answers_pong(fake: FakeDiscord, run_client: RunClient) -> No
 
     assert request.json["type"] == 4
     assert request.json["data"]["content"] == "pong"
-    assert interaction.original is not None and interaction.original["content"] == "pong"
+    assert interaction.original is not None
+    assert interaction.original["content"] == "pong"
 
 
 @pytest.mark.asyncio

@@ -1,9 +1,12 @@
 """A small fake Discord (REST + gateway) that the real discord.py client can talk to offline.
 
-Start a :class:`FakeDiscord`, point discord.py at ``base_url`` / ``gateway_url`` (see
-:func:`patch_discord`), then drive the bot with ``send_interaction`` / ``send_message_create`` and
-assert on the recorded REST calls with ``wait_for_request``.
+Start a :class:`FakeDiscord`, point discord.py at it (:func:`patch_discord`), drive the bot with
+``send_interaction`` / ``send_message_create`` and await the REST calls with ``wait_for_request``.
+REST paths are recorded relative to ``/api/v10``; every snowflake in a payload is a string.
 """
+
+# Test helpers take a ``timeout`` argument so a test reads as one call; ruff would prefer asyncio.timeout.
+# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 
@@ -26,25 +29,17 @@ import yarl
 from aiohttp import web
 
 Payload = dict[str, Any]
+Handler = Callable[..., Awaitable[web.StreamResponse]]
 
 API_PREFIX = "/api/v10"
 DISCORD_EPOCH_MS = 1_420_070_400_000
 MESSAGE_CONTENT_INTENT = 1 << 15
-EPHEMERAL = 1 << 6
-LOADING = 1 << 7
-
+EPHEMERAL, LOADING = 1 << 6, 1 << 7  # message flags
 ADMINISTRATOR = 1 << 3
 ALL_PERMISSIONS = (1 << 51) - 1
-# What Discord gives @everyone on a new server, minus the voice bits we never need.
-DEFAULT_EVERYONE_PERMISSIONS = (
-    (1 << 6)  # add reactions
-    | (1 << 10)  # view channel
-    | (1 << 11)  # send messages
-    | (1 << 14)  # embed links
-    | (1 << 15)  # attach files
-    | (1 << 16)  # read message history
-    | (1 << 31)  # use application commands
-)
+# @everyone on a fresh server: add reactions, view channel, send messages, embed links, attach files,
+# read message history, use application commands.
+DEFAULT_EVERYONE_PERMISSIONS = sum(1 << bit for bit in (6, 10, 11, 14, 15, 16, 31))
 
 _counter = itertools.count()
 
@@ -55,8 +50,22 @@ def new_id() -> str:
 
 
 def now_iso() -> str:
-    """Return the current UTC time in Discord's ISO 8601 format."""
+    """Return the current UTC time in ISO 8601, as Discord sends it."""
     return datetime.now(UTC).isoformat()
+
+
+def _fields(nulls: str = "", zeros: str = "", falses: str = "", empties: str = "") -> Payload:
+    """Build the dull part of a payload: fields Discord always sends that are null, 0, false or []."""
+    return {
+        **dict.fromkeys(nulls.split()),
+        **dict.fromkeys(zeros.split(), 0),
+        **dict.fromkeys(falses.split(), False),
+        **{key: [] for key in empties.split()},
+    }
+
+
+def _without_user(member: Payload) -> Payload:
+    return {k: v for k, v in member.items() if k != "user"}
 
 
 # --------------------------------------------------------------------------- payload builders
@@ -64,74 +73,26 @@ def now_iso() -> str:
 
 def make_user(username: str = "user", *, id: int | str | None = None, bot: bool = False) -> Payload:
     """Build a user payload."""
-    return {
-        "id": str(id or new_id()),
-        "username": username,
-        "global_name": None,
-        "discriminator": "0",
-        "avatar": None,
-        "banner": None,
-        "bot": bot,
-        "system": False,
-        "public_flags": 0,
-        "flags": 0,
-        "avatar_decoration_data": None,
-    }
+    dull = _fields("global_name avatar banner avatar_decoration_data", "public_flags flags", "system")
+    return {"id": str(id or new_id()), "username": username, "discriminator": "0", "bot": bot, **dull}
 
 
-def make_role(
-    name: str, permissions: int = 0, *, id: int | str | None = None, position: int = 1
-) -> Payload:
+def make_role(name: str, permissions: int = 0, *, id: int | str | None = None, position: int = 1) -> Payload:
     """Build a role payload; Discord sends permissions as a decimal string."""
-    return {
-        "id": str(id or new_id()),
-        "name": name,
-        "permissions": str(permissions),
-        "position": position,
-        "color": 0,
-        "hoist": False,
-        "icon": None,
-        "unicode_emoji": None,
-        "managed": False,
-        "mentionable": False,
-        "flags": 0,
-    }
+    dull = _fields("icon unicode_emoji", "color flags", "hoist managed mentionable")
+    return {"id": str(id or new_id()), "name": name, "permissions": str(permissions), "position": position, **dull}
 
 
 def make_member(user: Payload, roles: Iterable[int | str] = (), *, nick: str | None = None) -> Payload:
-    """Build a guild member payload (``flags`` is required by discord.py 2.6+)."""
-    return {
-        "user": user,
-        "roles": [str(r) for r in roles],
-        "nick": nick,
-        "avatar": None,
-        "joined_at": now_iso(),
-        "premium_since": None,
-        "deaf": False,
-        "mute": False,
-        "pending": False,
-        "flags": 0,
-        "communication_disabled_until": None,
-    }
+    """Build a guild member payload (discord.py 2.6+ requires ``flags``)."""
+    dull = _fields("avatar premium_since communication_disabled_until", "flags", "deaf mute pending")
+    return {"user": user, "roles": [str(r) for r in roles], "nick": nick, "joined_at": now_iso(), **dull}
 
 
-def make_channel(
-    name: str = "general", *, id: int | str | None = None, position: int = 0, type: int = 0
-) -> Payload:
-    """Build a guild text channel payload (``name`` and ``position`` are required)."""
-    return {
-        "id": str(id or new_id()),
-        "type": type,
-        "name": name,
-        "position": position,
-        "topic": None,
-        "nsfw": False,
-        "parent_id": None,
-        "last_message_id": None,
-        "rate_limit_per_user": 0,
-        "permission_overwrites": [],
-        "flags": 0,
-    }
+def make_channel(name: str = "general", *, id: int | str | None = None, position: int = 0, type: int = 0) -> Payload:
+    """Build a guild channel payload, a text channel by default (``name`` and ``position`` are required)."""
+    dull = _fields("topic parent_id last_message_id", "rate_limit_per_user flags", "nsfw", "permission_overwrites")
+    return {"id": str(id or new_id()), "type": type, "name": name, "position": position, **dull}
 
 
 def make_guild(
@@ -144,46 +105,30 @@ def make_guild(
     channels: Iterable[Payload] | None = None,
     everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
 ) -> Payload:
-    """Build a guild with @everyone, an owner, and by default a #general and a plain member "alice"."""
+    """Build a guild with @everyone and its owner; by default also #general and a plain member "alice"."""
     gid = str(id or new_id())
     owner = owner or make_user("owner")
     member_list = list(members) if members is not None else [make_member(make_user("alice"))]
     if all(m["user"]["id"] != owner["id"] for m in member_list):
         member_list.insert(0, make_member(owner))
-    # @everyone's id is the guild id; discord.py relies on that.
-    everyone = make_role("@everyone", everyone_permissions, id=gid, position=0)
-    chans = list(channels) if channels is not None else [make_channel()]
+    everyone = make_role("@everyone", everyone_permissions, id=gid, position=0)  # its id is the guild's
+    dull = _fields(
+        "icon splash discovery_splash banner description afk_channel_id system_channel_id rules_channel_id"
+        " public_updates_channel_id vanity_url_code application_id",
+        "verification_level default_message_notifications explicit_content_filter mfa_level nsfw_level"
+        " premium_tier premium_subscription_count system_channel_flags",
+        "premium_progress_bar_enabled",
+        "features emojis stickers",
+    )
     return {
         "id": gid,
         "name": name,
         "owner_id": owner["id"],
-        "icon": None,
-        "splash": None,
-        "discovery_splash": None,
-        "banner": None,
-        "description": None,
-        "features": [],
-        "afk_channel_id": None,
         "afk_timeout": 300,
-        "verification_level": 0,
-        "default_message_notifications": 0,
-        "explicit_content_filter": 0,
-        "mfa_level": 0,
-        "nsfw_level": 0,
-        "premium_tier": 0,
-        "premium_subscription_count": 0,
-        "premium_progress_bar_enabled": False,
         "preferred_locale": "en-US",
-        "system_channel_id": None,
-        "system_channel_flags": 0,
-        "rules_channel_id": None,
-        "public_updates_channel_id": None,
-        "vanity_url_code": None,
-        "application_id": None,
-        "emojis": [],
-        "stickers": [],
+        **dull,
         "roles": [everyone, *roles],
-        "channels": [{**c, "guild_id": gid} for c in chans],
+        "channels": [{**c, "guild_id": gid} for c in (channels if channels is not None else [make_channel()])],
         "members": member_list,
     }
 
@@ -203,7 +148,7 @@ class UploadedFile:
 
 @dataclass
 class RecordedRequest:
-    """One REST call; ``path`` is relative to ``/api/v10`` and ``json`` holds payload_json for multipart."""
+    """One REST call; for multipart bodies ``json`` is the parsed ``payload_json``."""
 
     method: str
     path: str
@@ -215,13 +160,13 @@ class RecordedRequest:
 
 @dataclass
 class FakeInteraction:
-    """State the fake keeps per interaction token."""
+    """What the fake knows about one interaction, looked up by token."""
 
     id: str
     token: str
     payload: Payload
     message: Payload | None = None  # the message a component was clicked on
-    callbacks: list[Payload] = field(default_factory=list)  # {"type": ..., "data": ...}
+    callbacks: list[Payload] = field(default_factory=list)  # [{"type": ..., "data": ...}]
     original: Payload | None = None
     followups: list[Payload] = field(default_factory=list)
 
@@ -231,7 +176,7 @@ class FakeInteraction:
         return self.callbacks[0]["type"] if self.callbacks else None
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
+def _json(data: object, status: int = 200) -> web.Response:
     # Not web.json_response: its "; charset=utf-8" makes discord.py treat the body as text.
     return web.Response(body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"})
 
@@ -244,16 +189,19 @@ def _no_content() -> web.Response:
     return web.Response(status=204)
 
 
-def _infer_option_type(value: Any) -> int:
+def _is_true(value: str | None) -> bool:
+    return value in ("1", "true", "True")
+
+
+def _option_type(value: object) -> int:
+    """Guess an option type from a Python value, for commands that were never synced."""
     if isinstance(value, bool):
         return 5
     if isinstance(value, int):
         return 4
     if isinstance(value, float):
         return 10
-    if isinstance(value, dict) and "filename" in value:
-        return 11
-    return 3
+    return 11 if isinstance(value, dict) and "filename" in value else 3
 
 
 # --------------------------------------------------------------------------- the fake
@@ -270,25 +218,25 @@ class FakeDiscord:
         application_id: int | str | None = None,
         guilds: Iterable[Payload] | None = None,
         heartbeat_interval: int = 41250,
+        echo_messages: bool = False,
     ) -> None:
+        """Set up the world; ``echo_messages`` also dispatches the bot's own messages, as Discord does."""
         self.token = token
         self.bot_user = bot_user or make_user("testbot", bot=True)
         self.application_id = str(application_id or new_id())
-        self.guilds: list[Payload] = list(guilds) if guilds is not None else [make_guild()]
+        self.guilds = list(guilds) if guilds is not None else [make_guild()]
         self.heartbeat_interval = heartbeat_interval
+        self.echo_messages = echo_messages
         for guild in self.guilds:
             if self.find_member(guild, self.bot_user["id"]) is None:
                 guild["members"].append(make_member(self.bot_user))
-        owner_id = self.guilds[0]["owner_id"] if self.guilds else None
-        self.owner = next(
-            (m["user"] for g in self.guilds for m in g["members"] if m["user"]["id"] == owner_id),
-            make_user("owner"),
-        )
+        owners = [m["user"] for g in self.guilds for m in g["members"] if m["user"]["id"] == g["owner_id"]]
+        self.owner = owners[0] if owners else make_user("owner")
 
         self.port = 0
         self.requests: list[RecordedRequest] = []
-        self.unknown: list[RecordedRequest] = []
-        self.errors: list[tuple[RecordedRequest, BaseException]] = []
+        self.unknown: list[RecordedRequest] = []  # requests no route matched (answered 404)
+        self.errors: list[tuple[RecordedRequest, Exception]] = []  # bugs in the fake itself
         self.global_commands: list[Payload] = []
         self.guild_commands: dict[str, list[Payload]] = {}
         self.messages: dict[str, Payload] = {}
@@ -315,11 +263,10 @@ class FakeDiscord:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/", self._gateway)
         app.router.add_route("*", "/{tail:.*}", self._http)
-        # A short shutdown timeout so a test that forgot to close its client does not hang for 60 s.
+        # A short shutdown timeout so a test that forgot to close its client does not hang for a minute.
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
         self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
@@ -361,8 +308,8 @@ class FakeDiscord:
 
     @property
     def member(self) -> Payload:
-        """The default human who talks to the bot: the first member that is neither bot nor owner."""
-        humans = [m for m in self.guild["members"] if not m["user"].get("bot")]
+        """The default human talking to the bot: the first member who is neither bot nor owner."""
+        humans = [m for m in self.guild["members"] if not m["user"]["bot"]]
         return next((m for m in humans if m["user"]["id"] != self.guild["owner_id"]), humans[0])
 
     @property
@@ -378,16 +325,10 @@ class FakeDiscord:
     def resume_count(self) -> int:
         return len(self.resumes)
 
-    def find_guild(self, guild_id: int | str) -> Payload | None:
-        return next((g for g in self.guilds if g["id"] == str(guild_id)), None)
-
     def find_channel(self, channel_id: int | str) -> tuple[Payload, Payload] | None:
         """Return ``(guild, channel)`` for a channel id."""
-        for guild in self.guilds:
-            for channel in guild["channels"]:
-                if channel["id"] == str(channel_id):
-                    return guild, channel
-        return None
+        found = ((g, c) for g in self.guilds for c in g["channels"] if c["id"] == str(channel_id))
+        return next(found, None)
 
     def find_member(self, guild: Payload, user_id: int | str) -> Payload | None:
         return next((m for m in guild["members"] if m["user"]["id"] == str(user_id)), None)
@@ -403,7 +344,7 @@ class FakeDiscord:
         return ALL_PERMISSIONS if perms & ADMINISTRATOR else perms
 
     def add_attachment(self, name: str, data: bytes, content_type: str = "application/octet-stream") -> Payload:
-        """Serve ``data`` at ``/attachments/{name}`` and return its attachment payload."""
+        """Serve ``data`` at ``/attachments/{name}`` and return its attachment payload (needs a started fake)."""
         self.attachments[name] = (data, content_type)
         url = f"http://127.0.0.1:{self.port}/attachments/{quote(name)}"
         return {
@@ -418,7 +359,7 @@ class FakeDiscord:
     # ----------------------------------------------------------------- waiting
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        """Poll ``predicate`` until it is true."""
+        """Poll ``predicate`` until it holds."""
         deadline = asyncio.get_running_loop().time() + timeout
         while not predicate():
             if asyncio.get_running_loop().time() > deadline:
@@ -438,28 +379,22 @@ class FakeDiscord:
         timeout: float = 10.0,
         since: int = 0,
     ) -> RecordedRequest:
-        """Return the first request from index ``since`` on whose path fully matches the regex."""
+        """Return the first request (from index ``since``) whose path fully matches the regex."""
         pattern = re.compile(path_pattern)
-
-        def find() -> RecordedRequest | None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
             for rec in self.requests[since:]:
                 if rec.method == method and pattern.fullmatch(rec.path) and (predicate is None or predicate(rec)):
                     return rec
-            return None
-
-        try:
-            await self.wait_until(lambda: find() is not None, timeout)
-        except TimeoutError:
-            seen = [f"{r.method} {r.path}" for r in self.requests]
-            raise TimeoutError(f"no {method} {pattern.pattern} within {timeout}s; seen: {seen}") from None
-        found = find()
-        assert found is not None
-        return found
+            if asyncio.get_running_loop().time() > deadline:
+                seen = [f"{r.method} {r.path}" for r in self.requests]
+                raise TimeoutError(f"no {method} {pattern.pattern} within {timeout}s; seen: {seen}")
+            await asyncio.sleep(0.01)
 
     # ----------------------------------------------------------------- driving the bot
 
     async def dispatch(self, event: str, data: Payload, timeout: float = 10.0) -> None:
-        """Send a DISPATCH once a session is live (waits across a reconnect)."""
+        """Send a DISPATCH once a session is live (so it waits across a reconnect)."""
         await asyncio.wait_for(self._live.wait(), timeout)
         await self._dispatch_now(event, data)
 
@@ -489,29 +424,26 @@ class FakeDiscord:
         channel_id: int | str | None = None,
         locale: str = "en-US",
     ) -> FakeInteraction:
-        """Dispatch INTERACTION_CREATE: a slash command ("group sub" for subcommands), an autocomplete
-        (``focused`` names the option being typed) or a component click (``custom_id`` + ``message``).
-        Option types come from the synced command when it exists, else from the Python values."""
+        """Dispatch INTERACTION_CREATE for a slash command (``name`` may be "group sub"), an autocomplete
+        (``focused`` names the option being typed) or a component click (``custom_id`` and ``message``).
+
+        ``options`` maps names to values (attachment payloads for attachments, ids for users, channels and
+        roles) or is a raw option list. Option types come from the synced command, else from the values.
+        """
         itype = type or (3 if custom_id is not None else 4 if focused is not None else 2)
-        found = self.find_channel(channel_id or self.channel["id"])
-        if found is None:
-            raise KeyError(f"unknown channel {channel_id}")
-        guild, channel = found
-        member = self.find_member(guild, user_id or self.member["user"]["id"])
-        if member is None:
-            raise KeyError(f"user {user_id} is not a member of {guild['name']}")
+        guild, channel, member = self._where(channel_id, user_id)
         clicked: Payload | None = None
         if itype == 3:
             clicked = message if isinstance(message, dict) else self.messages[str(message)]
             data: Payload = {"custom_id": custom_id, "component_type": component_type}
             if values is not None:
                 data["values"] = list(values)
+        elif name is None:
+            raise ValueError("a command name is needed")
         else:
-            if name is None:
-                raise ValueError("a command name is needed")
             data = self._command_data(name, options or {}, focused, guild)
 
-        perms = self.permissions_for(guild, member)
+        perms = str(self.permissions_for(guild, member))
         bot_member = self.find_member(guild, self.bot_user["id"])
         assert bot_member is not None
         payload: Payload = {
@@ -524,13 +456,13 @@ class FakeDiscord:
             "guild_id": guild["id"],
             "guild": {"id": guild["id"], "locale": guild["preferred_locale"], "features": guild["features"]},
             "channel_id": channel["id"],
-            "channel": {**channel, "guild_id": guild["id"], "permissions": str(perms)},
-            "member": {**member, "permissions": str(perms)},
+            "channel": {**channel, "permissions": perms},
+            "member": {**member, "permissions": perms},
             "app_permissions": str(self.permissions_for(guild, bot_member)),
             "locale": locale,
             "guild_locale": guild["preferred_locale"],
             "entitlements": [],
-            "authorizing_integration_owners": {"0": guild["id"]},
+            "authorizing_integration_owners": {"0": guild["id"]},  # installed to the guild
             "context": 0,
             "attachment_size_limit": 25 * 1024 * 1024,
         }
@@ -555,39 +487,41 @@ class FakeDiscord:
     ) -> Payload:
         """Dispatch MESSAGE_CREATE from a guild member and return the payload as sent.
 
-        Like Discord, without the MESSAGE_CONTENT intent the content, embeds and attachments are
-        blanked unless the bot is mentioned (``<@id>`` in the text, ``mentions``, or a pinging reply).
+        Like Discord, without the MESSAGE_CONTENT intent content, embeds and attachments arrive blank
+        unless the bot is mentioned (``<@id>`` in the text, ``mentions``, or a reply that pings it).
         """
-        found = self.find_channel(channel_id or self.channel["id"])
-        if found is None:
-            raise KeyError(f"unknown channel {channel_id}")
-        guild, channel = found
-        member = self.find_member(guild, author_id or self.member["user"]["id"])
-        if member is None:
-            raise KeyError(f"user {author_id} is not a member of {guild['name']}")
-        body = {"content": content, "embeds": list(embeds)}
-        msg = self._new_message(channel["id"], body, [], author=member["user"])
-        msg["attachments"] = list(attachments)
+        guild, channel, member = self._where(channel_id, author_id)
+        msg = self._new_message(channel["id"], {"content": content, "embeds": list(embeds)}, author=member["user"])
+        msg |= {"attachments": list(attachments), "guild_id": guild["id"], "member": _without_user(member)}
         mentioned = [str(m) for m in mentions] + re.findall(r"<@!?(\d+)>", content)
         if reply_to is not None:
             ref = reply_to if isinstance(reply_to, dict) else self.messages[str(reply_to)]
             self._add_reference(msg, ref["id"], guild["id"])
             if mention_reply:
                 mentioned.append(ref["author"]["id"])
-        msg["mentions"] = [self._mention(guild, uid) for uid in dict.fromkeys(mentioned)]
-        msg["guild_id"] = guild["id"]
-        msg["member"] = {k: v for k, v in member.items() if k != "user"}
+        msg["mentions"] = [self._mention(guild, user_id) for user_id in dict.fromkeys(mentioned)]
         self.messages[msg["id"]] = msg
         sent = dict(msg)
         if not self.intents & MESSAGE_CONTENT_INTENT and self.bot_user["id"] not in mentioned:
-            sent.update(content="", embeds=[], attachments=[], components=[])
+            sent |= {"content": "", "embeds": [], "attachments": [], "components": []}
         await self.dispatch("MESSAGE_CREATE", sent)
         return sent
 
     # ----------------------------------------------------------------- payload helpers
 
-    def _command_data(self, name: str, values: Mapping[str, Any] | list[Payload], focused: str | None,
-                      guild: Payload) -> Payload:
+    def _where(self, channel_id: int | str | None, user_id: int | str | None) -> tuple[Payload, Payload, Payload]:
+        """Resolve a channel (default #general) and a member (default :attr:`member`)."""
+        found = self.find_channel(channel_id or self.channel["id"])
+        if found is None:
+            raise KeyError(f"unknown channel {channel_id}")
+        member = self.find_member(found[0], user_id or self.member["user"]["id"])
+        if member is None:
+            raise KeyError(f"user {user_id} is not a member of {found[0]['name']}")
+        return found[0], found[1], member
+
+    def _command_data(
+        self, name: str, values: Mapping[str, Any] | list[Payload], focused: str | None, guild: Payload
+    ) -> Payload:
         path = name.split()
         spec = next((c for c in self.guild_commands.get(guild["id"], []) if c["name"] == path[0]), None)
         command_guild = guild["id"] if spec else None
@@ -599,67 +533,69 @@ class FakeDiscord:
         if isinstance(values, list):  # raw option payloads: the caller knows best
             options = values
         else:
-            options = [self._option(spec_options, k, v, focused, resolved, guild) for k, v in values.items()]
+            options = [
+                self._option(spec_options, k, v, focused=focused, resolved=resolved, guild=guild)
+                for k, v in values.items()
+            ]
         for depth, part in reversed(list(enumerate(path[1:], 1))):
             options = [{"name": part, "type": 2 if depth < len(path) - 1 else 1, "options": options}]
         data: Payload = {"id": (spec or {}).get("id") or new_id(), "name": path[0], "type": 1, "options": options}
         if resolved:
             data["resolved"] = resolved
         if command_guild:
-            # discord.py looks guild commands up by this field.
-            data["guild_id"] = command_guild
+            data["guild_id"] = command_guild  # discord.py looks guild commands up by this field
         return data
 
-    def _option(self, spec_options: list[Payload], name: str, value: Any, focused: str | None,
-                resolved: Payload, guild: Payload) -> Payload:
-        spec = next((o for o in spec_options if o["name"] == name), {})
-        otype = spec.get("type") or _infer_option_type(value)
-        if name == focused:
+    def _option(
+        self,
+        spec_options: list[Payload],
+        name: str,
+        value: Any,
+        *,
+        focused: str | None,
+        resolved: Payload,
+        guild: Payload,
+    ) -> Payload:
+        otype = next((o["type"] for o in spec_options if o["name"] == name), None) or _option_type(value)
+        if name == focused:  # Discord sends what the user typed so far, as a string
             return {"name": name, "type": otype, "value": str(value), "focused": True}
         if otype == 11:
             resolved.setdefault("attachments", {})[value["id"]] = value
             value = value["id"]
-        elif otype in (6, 9):
-            member = self.find_member(guild, value)
-            if member is not None:
-                resolved.setdefault("users", {})[str(value)] = member["user"]
-                perms = str(self.permissions_for(guild, member))
-                partial = {k: v for k, v in member.items() if k != "user"}
-                resolved.setdefault("members", {})[str(value)] = {**partial, "permissions": perms}
-            value = str(value)
-        elif otype == 7:
-            found = self.find_channel(value)
-            if found is not None:
-                resolved.setdefault("channels", {})[str(value)] = {**found[1], "permissions": str(ALL_PERMISSIONS)}
-            value = str(value)
-        elif otype == 8:
-            role = next((r for r in guild["roles"] if r["id"] == str(value)), None)
-            if role is not None:
-                resolved.setdefault("roles", {})[str(value)] = role
-            value = str(value)
-        return {"name": name, "type": otype, "value": value}
+        elif otype in (6, 9) and (member := self.find_member(guild, value)) is not None:
+            resolved.setdefault("users", {})[str(value)] = member["user"]
+            perms = str(self.permissions_for(guild, member))
+            resolved.setdefault("members", {})[str(value)] = {**_without_user(member), "permissions": perms}
+        elif otype == 7 and (found := self.find_channel(value)) is not None:
+            resolved.setdefault("channels", {})[str(value)] = {**found[1], "permissions": str(ALL_PERMISSIONS)}
+        elif otype == 8 and (role := next((r for r in guild["roles"] if r["id"] == str(value)), None)):
+            resolved.setdefault("roles", {})[str(value)] = role
+        return {"name": name, "type": otype, "value": str(value) if otype in (6, 7, 8, 9) else value}
 
     def _mention(self, guild: Payload, user_id: str) -> Payload:
         member = self.find_member(guild, user_id)
-        if member is None:
-            return make_user(id=user_id)
-        return {**member["user"], "member": {k: v for k, v in member.items() if k != "user"}}
+        return {**member["user"], "member": _without_user(member)} if member else make_user(id=user_id)
 
-    def _add_reference(self, msg: Payload, message_id: str, guild_id: str | None) -> None:
+    def _add_reference(self, msg: Payload, message_id: str, guild_id: str) -> None:
         msg["type"] = 19  # reply
-        msg["message_reference"] = {"type": 0, "message_id": message_id, "channel_id": msg["channel_id"],
-                                    "guild_id": guild_id}
+        ref = {"type": 0, "message_id": message_id, "channel_id": msg["channel_id"], "guild_id": guild_id}
+        msg["message_reference"] = ref
         msg["referenced_message"] = self.messages.get(str(message_id))
 
     def _uploads(self, files: list[UploadedFile]) -> list[Payload]:
+        """Turn uploaded files into attachments served by the fake, like Discord's CDN."""
         return [
-            self.add_attachment(f"{new_id()}/{f.filename or f.name}", f.data, f.content_type or "application/octet-stream")
+            self.add_attachment(
+                f"{new_id()}/{f.filename or f.name}", f.data, f.content_type or "application/octet-stream"
+            )
             for f in files
         ]
 
-    def _new_message(self, channel_id: str, body: Payload, files: list[UploadedFile], *,
-                     author: Payload | None = None) -> Payload:
-        return {
+    def _new_message(
+        self, channel_id: str, body: Payload, files: Iterable[UploadedFile] = (), *, author: Payload | None = None
+    ) -> Payload:
+        dull = _fields("edited_timestamp", "", "tts mention_everyone pinned", "mentions mention_roles reactions")
+        return dull | {
             "id": new_id(),
             "type": 0,
             "channel_id": str(channel_id),
@@ -667,27 +603,34 @@ class FakeDiscord:
             "content": body.get("content") or "",
             "tts": bool(body.get("tts")),
             "timestamp": now_iso(),
-            "edited_timestamp": None,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": self._uploads(files),
+            "attachments": self._uploads(list(files)),
             "embeds": body.get("embeds") or [],
-            "reactions": [],
-            "pinned": False,
             "flags": int(body.get("flags") or 0),
             "components": body.get("components") or [],
         }
 
-    def _interaction_message(self, interaction: FakeInteraction, body: Payload, files: list[UploadedFile]) -> Payload:
+    async def _store_bot_message(self, msg: Payload) -> Payload:
+        """Keep a message the bot sent and, if asked, echo it on the gateway (Discord skips ephemerals)."""
+        self.messages[msg["id"]] = msg
+        if self.echo_messages and not msg["flags"] & (EPHEMERAL | LOADING) and self._live.is_set():
+            guild = self.find_channel(msg["channel_id"])
+            await self._dispatch_now("MESSAGE_CREATE", msg | ({"guild_id": guild[0]["id"]} if guild else {}))
+        return msg
+
+    async def _interaction_message(
+        self, interaction: FakeInteraction, body: Payload, files: list[UploadedFile]
+    ) -> Payload:
         payload = interaction.payload
         msg = self._new_message(payload["channel_id"], body, files)
-        msg["type"] = 20 if payload["type"] == 2 else 0  # 20 = chat input command reply
+        msg["type"] = 20 if payload["type"] == 2 else 0  # 20 = reply to a chat input command
         msg["webhook_id"] = msg["application_id"] = self.application_id
-        msg["interaction_metadata"] = {"id": payload["id"], "type": payload["type"],
-                                       "user": payload["member"]["user"], "authorizing_integration_owners": {}}
-        self.messages[msg["id"]] = msg
-        return msg
+        msg["interaction_metadata"] = {
+            "id": payload["id"],
+            "type": payload["type"],
+            "user": payload["member"]["user"],
+            "authorizing_integration_owners": payload["authorizing_integration_owners"],
+        }
+        return await self._store_bot_message(msg)
 
     def _apply_edit(self, msg: Payload, body: Payload, files: list[UploadedFile]) -> None:
         was_loading = msg["flags"] & LOADING
@@ -695,35 +638,27 @@ class FakeDiscord:
             if key in body:
                 msg[key] = body[key] if body[key] is not None else empty
         if body.get("flags") is not None:
-            msg["flags"] = (msg["flags"] & EPHEMERAL) | int(body["flags"])
+            msg["flags"] = (msg["flags"] & EPHEMERAL) | int(body["flags"])  # ephemerality cannot be edited
         msg["flags"] &= ~LOADING
-        if "attachments" in body or files:
+        if "attachments" in body or files:  # the attachments list names the old ones to keep
             keep = {str(a["id"]) for a in body.get("attachments") or []}
             msg["attachments"] = [a for a in msg["attachments"] if a["id"] in keep] + self._uploads(files)
         if not was_loading:  # filling in a deferred response is not an edit
             msg["edited_timestamp"] = now_iso()
 
     def _guild_create(self, guild: Payload) -> Payload:
-        return {
-            **guild,
-            # Equal to the members sent, so discord.py considers the guild chunked unless a test says otherwise.
-            "member_count": guild.get("member_count", len(guild["members"])),
-            "joined_at": now_iso(),
-            "large": False,
-            "unavailable": False,
-            "voice_states": [],
-            "presences": [],
-            "threads": [],
-            "stage_instances": [],
-            "guild_scheduled_events": [],
-            "soundboard_sounds": [],
-        }
+        gateway_only = _fields(
+            "", "", "large unavailable", "voice_states presences threads stage_instances guild_scheduled_events"
+        )
+        # member_count equal to the members sent: discord.py then considers the guild chunked.
+        member_count = guild.get("member_count", len(guild["members"]))
+        return guild | gateway_only | {"soundboard_sounds": [], "member_count": member_count, "joined_at": now_iso()}
 
     # ----------------------------------------------------------------- HTTP
 
-    def _route_table(self) -> list[tuple[str, re.Pattern[str], bool, Callable[..., Awaitable[web.StreamResponse]]]]:
+    def _route_table(self) -> list[tuple[list[str], re.Pattern[str], bool, Handler]]:
         app, token, mid = r"(?P<app>\d+)", r"(?P<token>[^/]+)", r"(?P<mid>@original|\d+)"
-        table: list[tuple[str, str, bool, Callable[..., Awaitable[web.StreamResponse]]]] = [
+        table: list[tuple[str, str, bool, Handler]] = [  # methods, path regex, needs the bot token, handler
             ("GET", r"/users/@me", True, self._get_me),
             ("GET", r"/oauth2/applications/@me", True, self._get_application),
             ("GET PUT", rf"/applications/{app}/commands", True, self._commands),
@@ -737,15 +672,13 @@ class FakeDiscord:
             ("POST", r"/channels/(?P<cid>\d+)/typing", True, self._typing),
             ("GET", r"/attachments/(?P<name>.+)", False, self._get_attachment),
         ]
-        return [(methods, re.compile(pattern), auth, handler) for methods, pattern, auth, handler in table]
+        return [(methods.split(), re.compile(pattern), auth, handler) for methods, pattern, auth, handler in table]
 
     async def _http(self, request: web.Request) -> web.StreamResponse:
-        path = request.path.removeprefix(API_PREFIX)
         body: Any = None
         files: list[UploadedFile] = []
         if request.content_type.startswith("multipart/"):
-            reader = await request.multipart()
-            async for part in reader:
+            async for part in await request.multipart():
                 if not isinstance(part, aiohttp.BodyPartReader):
                     continue
                 if part.name == "payload_json":
@@ -756,41 +689,34 @@ class FakeDiscord:
         elif request.can_read_body:
             raw = await request.read()
             body = json.loads(raw) if raw and request.content_type == "application/json" else raw.decode() or None
+        path = request.path.removeprefix(API_PREFIX)
         rec = RecordedRequest(request.method, path, dict(request.query), body, files, dict(request.headers))
         self.requests.append(rec)
 
         for methods, pattern, auth, handler in self._routes:
             match = pattern.fullmatch(path)
-            if match is None or request.method not in methods.split():
+            if match is None or request.method not in methods:
                 continue
             if auth and request.headers.get("Authorization") != f"Bot {self.token}":
                 return _error(401, "401: Unauthorized")
             try:
                 return await handler(rec, **match.groupdict())
-            except Exception as exc:  # noqa: BLE001 - a 5xx would make discord.py retry with sleeps
+            except Exception as exc:  # a 5xx would make discord.py retry with sleeps
                 self.errors.append((rec, exc))
                 return _error(400, f"fake discord error: {exc!r}")
         self.unknown.append(rec)
         return _error(404, "404: Not Found")
 
-    async def _get_me(self, rec: RecordedRequest) -> web.StreamResponse:
+    async def _get_me(self, _rec: RecordedRequest) -> web.StreamResponse:
         return _json({**self.bot_user, "verified": True, "mfa_enabled": False, "email": None})
 
-    async def _get_application(self, rec: RecordedRequest) -> web.StreamResponse:
-        return _json({
-            "id": self.application_id,
-            "name": self.bot_user["username"],
-            "description": "",
-            "icon": None,
-            "bot_public": True,
-            "bot_require_code_grant": False,
-            "owner": self.owner,
-            "verify_key": "0" * 64,
-            "interactions_endpoint_url": None,
-            "flags": 0,
-            "team": None,
-            "rpc_origins": [],
-        })
+    async def _get_application(self, _rec: RecordedRequest) -> web.StreamResponse:
+        app = {"id": self.application_id, "name": self.bot_user["username"], "description": "", "icon": None}
+        return _json(
+            app
+            | {"bot_public": True, "bot_require_code_grant": False, "owner": self.owner, "verify_key": "0" * 64}
+            | {"interactions_endpoint_url": None, "flags": 0, "team": None, "rpc_origins": []}
+        )
 
     async def _commands(self, rec: RecordedRequest, app: str, guild: str | None = None) -> web.StreamResponse:
         if app != self.application_id:
@@ -798,17 +724,13 @@ class FakeDiscord:
         current = self.guild_commands.get(guild, []) if guild else self.global_commands
         if rec.method == "GET":
             return _json(current)
-        # Like Discord, a bulk overwrite keeps the ids of commands that keep their name.
-        ids = {(c["name"], c.get("type", 1)): c["id"] for c in current}
+        # Like Discord, a bulk overwrite keeps the id of a command that keeps its name.
+        ids = {(c["name"], c["type"]): c["id"] for c in current}
         synced = [
-            {
-                **cmd,
-                "id": ids.get((cmd["name"], cmd.get("type", 1))) or new_id(),
-                "application_id": self.application_id,
-                "version": new_id(),
-                "type": cmd.get("type", 1),
-                **({"guild_id": guild} if guild else {}),
-            }
+            cmd
+            | {"type": cmd.get("type", 1), "application_id": self.application_id, "version": new_id()}
+            | {"id": ids.get((cmd["name"], cmd.get("type", 1))) or new_id()}
+            | ({"guild_id": guild} if guild else {})
             for cmd in rec.json or []
         ]
         if guild:
@@ -827,50 +749,54 @@ class FakeDiscord:
         ctype, data = body.get("type"), body.get("data") or {}
         interaction.callbacks.append({"type": ctype, "data": data})
         message: Payload | None = None
-        if ctype == 4:
-            message = self._interaction_message(interaction, data, rec.files)
-        elif ctype == 5:
-            message = self._interaction_message(interaction, {"flags": int(data.get("flags") or 0) | LOADING}, [])
-        elif ctype in (6, 7) and interaction.message is not None:
+        if ctype == 4:  # channel message with source
+            message = await self._interaction_message(interaction, data, rec.files)
+        elif ctype == 5:  # deferred channel message: a "thinking..." placeholder until @original is edited
+            flags = int(data.get("flags") or 0) | LOADING
+            message = await self._interaction_message(interaction, {"flags": flags}, [])
+        elif ctype in (6, 7) and interaction.message is not None:  # deferred update / update message
             message = self.messages.setdefault(interaction.message["id"], interaction.message)
             if ctype == 7:
                 self._apply_edit(message, data, rec.files)
-        interaction.original = message
-        if rec.query.get("with_response") not in ("1", "true", "True"):
+        interaction.original = message  # 8 (autocomplete) and 9 (modal) leave no message
+        if not _is_true(rec.query.get("with_response")):
             return _no_content()
-        result: Payload = {"interaction": {
-            "id": iid,
-            "type": interaction.payload["type"],
-            "activity_instance_id": None,
-            "response_message_id": message["id"] if message else None,
-            "response_message_loading": ctype == 5,
-            "response_message_ephemeral": bool(message and message["flags"] & EPHEMERAL),
-        }}
+        result: Payload = {
+            "interaction": {
+                "id": iid,
+                "type": interaction.payload["type"],
+                "activity_instance_id": None,
+                "response_message_id": message["id"] if message else None,
+                "response_message_loading": ctype == 5,
+                "response_message_ephemeral": bool(message and message["flags"] & EPHEMERAL),
+            }
+        }
         if message is not None and ctype in (4, 5, 7):
             result["resource"] = {"type": ctype, "message": message}
         return _json(result)
 
     def _webhook_interaction(self, app: str, token: str) -> FakeInteraction | None:
         interaction = self.interactions.get(token)
-        # Discord rejects webhook calls before the initial response with "Unknown Webhook".
+        # Discord answers "Unknown Webhook" to webhook calls made before the initial response.
         return interaction if app == self.application_id and interaction and interaction.callbacks else None
 
     async def _followup(self, rec: RecordedRequest, app: str, token: str) -> web.StreamResponse:
         interaction = self._webhook_interaction(app, token)
         if interaction is None:
             return _error(404, "Unknown Webhook", 10015)
-        msg = self._interaction_message(interaction, rec.json or {}, rec.files)
+        msg = await self._interaction_message(interaction, rec.json or {}, rec.files)
         interaction.followups.append(msg)
-        return _json(msg) if rec.query.get("wait") in ("1", "true", "True") else _no_content()
+        return _json(msg) if _is_true(rec.query.get("wait")) else _no_content()
 
     async def _webhook_message(self, rec: RecordedRequest, app: str, token: str, mid: str) -> web.StreamResponse:
         interaction = self._webhook_interaction(app, token)
         if interaction is None:
             return _error(404, "Unknown Webhook", 10015)
+        candidates = [interaction.original, *interaction.followups]
         if mid == "@original":
             msg = interaction.original
         else:
-            msg = next((m for m in [interaction.original, *interaction.followups] if m and m["id"] == mid), None)
+            msg = next((m for m in candidates if m and m["id"] == mid), None)
         if msg is None:
             return _error(404, "Unknown Message", 10008)
         if rec.method == "DELETE":
@@ -884,11 +810,9 @@ class FakeDiscord:
             self._apply_edit(msg, rec.json or {}, rec.files)
         return _json(msg)
 
-    async def _get_channel(self, rec: RecordedRequest, cid: str) -> web.StreamResponse:
+    async def _get_channel(self, _rec: RecordedRequest, cid: str) -> web.StreamResponse:
         found = self.find_channel(cid)
-        if found is None:
-            return _error(404, "Unknown Channel", 10003)
-        return _json({**found[1], "guild_id": found[0]["id"]})
+        return _json(found[1]) if found else _error(404, "Unknown Channel", 10003)
 
     async def _post_message(self, rec: RecordedRequest, cid: str) -> web.StreamResponse:
         found = self.find_channel(cid)
@@ -898,8 +822,7 @@ class FakeDiscord:
         msg = self._new_message(cid, body, rec.files)
         if (ref := body.get("message_reference")) is not None:
             self._add_reference(msg, str(ref["message_id"]), found[0]["id"])
-        self.messages[msg["id"]] = msg
-        return _json(msg)
+        return _json(await self._store_bot_message(msg))
 
     async def _channel_message(self, rec: RecordedRequest, cid: str, mid: str) -> web.StreamResponse:
         msg = self.messages.get(mid)
@@ -912,10 +835,10 @@ class FakeDiscord:
             self._apply_edit(msg, rec.json or {}, rec.files)
         return _json(msg)
 
-    async def _typing(self, rec: RecordedRequest, cid: str) -> web.StreamResponse:
+    async def _typing(self, _rec: RecordedRequest, cid: str) -> web.StreamResponse:
         return _no_content() if self.find_channel(cid) else _error(404, "Unknown Channel", 10003)
 
-    async def _get_attachment(self, rec: RecordedRequest, name: str) -> web.StreamResponse:
+    async def _get_attachment(self, _rec: RecordedRequest, name: str) -> web.StreamResponse:
         if name not in self.attachments:
             return _error(404, "404: Not Found")
         data, content_type = self.attachments[name]
@@ -939,7 +862,7 @@ class FakeDiscord:
         self.gateway_queries.append(dict(request.query))
         self._sockets.add(ws)
         try:
-            # Plain JSON text frames: discord.py only decompresses binary frames.
+            # Plain JSON text frames even though zlib-stream was asked for: discord.py only inflates binary ones.
             await self._send(ws, {"op": 10, "d": {"heartbeat_interval": self.heartbeat_interval}})
             async for msg in ws:
                 if msg.type is aiohttp.WSMsgType.TEXT:
@@ -970,7 +893,7 @@ class FakeDiscord:
             return
         self._ready.clear()
         self.session_id, self.sequence, self._ws = uuid.uuid4().hex, 0, ws
-        await self._dispatch_now("READY", {
+        ready = {
             "v": 10,
             "user": {**self.bot_user, "verified": True, "mfa_enabled": False},
             "guilds": [{"id": g["id"], "unavailable": True} for g in self.guilds],
@@ -978,10 +901,8 @@ class FakeDiscord:
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,
             "application": {"id": self.application_id, "flags": 0},
-            "private_channels": [],
-            "presences": [],
-            "relationships": [],
-        }, ws)
+        }
+        await self._dispatch_now("READY", ready | _fields(empties="private_channels presences relationships"), ws)
         for guild in self.guilds:
             await self._dispatch_now("GUILD_CREATE", self._guild_create(guild), ws)
         self._live.set()
@@ -993,12 +914,12 @@ class FakeDiscord:
             await self._send(ws, {"op": 9, "d": False})  # invalid session, not resumable
             return
         self._ws = ws
-        # Nothing was queued while the bot was away, so there is nothing to replay.
+        # Nothing is queued while the bot is away (dispatch waits instead), so there is nothing to replay.
         await self._dispatch_now("RESUMED", {}, ws)
         self._live.set()
 
     async def _request_members(self, ws: web.WebSocketResponse, data: Payload) -> None:
-        guild = self.find_guild(data.get("guild_id", 0))
+        guild = next((g for g in self.guilds if g["id"] == str(data.get("guild_id"))), None)
         members = guild["members"] if guild else []
         if data.get("user_ids"):
             wanted = {str(u) for u in data["user_ids"]}
@@ -1007,10 +928,8 @@ class FakeDiscord:
             members = [m for m in members if m["user"]["username"].lower().startswith(data["query"].lower())]
         if data.get("limit"):
             members = members[: data["limit"]]
-        chunk = {"guild_id": str(data.get("guild_id")), "members": members, "chunk_index": 0, "chunk_count": 1,
-                 "not_found": [], "presences": []}
-        if data.get("nonce"):
-            chunk["nonce"] = data["nonce"]
+        chunk = {"guild_id": str(data.get("guild_id")), "members": members, "chunk_index": 0, "chunk_count": 1}
+        chunk |= {"not_found": [], "presences": []} | ({"nonce": data["nonce"]} if data.get("nonce") else {})
         await self._dispatch_now("GUILD_MEMBERS_CHUNK", chunk, ws)
 
 

@@ -1,0 +1,1 @@
+"""The Discord bot: a thin transport over the engine in ``index``."""

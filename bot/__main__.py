@@ -1,0 +1,82 @@
+"""Run the Discord bot: ``python -m bot`` (settings from the environment and ``.env``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import discord
+from pydantic import ValidationError
+
+from bot.client import NewsQuoteBot
+from bot.settings import BotSettings
+from index import Engine, Settings
+from index.errors import NewsQuoteError
+
+log = logging.getLogger("bot")
+
+MISSING_TOKEN = (
+    "error: DISCORD_TOKEN is not set: put your bot's token in the environment or in .env "
+    "(Discord Developer Portal > your application > Bot > Reset Token)."
+)
+REJECTED_TOKEN = (
+    "error: Discord rejected DISCORD_TOKEN: copy a fresh token from the Developer Portal "
+    "(your application > Bot > Reset Token) into the environment or .env."
+)
+MISSING_INTENT = (
+    "error: Discord refused the Message Content intent: enable it in the Developer Portal "
+    "(Bot > Privileged Gateway Intents) or set DISCORD_MESSAGE_CONTENT=false."
+)
+
+
+def settings_error(exc: ValidationError, prefix: str) -> str:
+    """Describe the first invalid setting in one line."""
+    first = exc.errors()[0]
+    name = prefix + "_".join(str(part) for part in first["loc"]).upper()
+    if name == "DISCORD_TOKEN":
+        return MISSING_TOKEN
+    return f"error: invalid setting {name}: {first['msg']}"
+
+
+async def run(bot: NewsQuoteBot, token: str) -> None:
+    async with bot:
+        await bot.start(token)
+
+
+def main() -> int:
+    """Start the bot; return the process exit code."""
+    try:
+        bot_settings = BotSettings()  # type: ignore[call-arg]  # the token comes from the environment
+    except ValidationError as exc:
+        print(settings_error(exc, "DISCORD_"), file=sys.stderr)
+        return 2
+    try:
+        engine = Engine(Settings())
+    except ValidationError as exc:
+        print(settings_error(exc, "NEWSQUOTE_"), file=sys.stderr)
+        return 2
+    except NewsQuoteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # an unreadable data directory, a corrupt database
+        print(f"error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        return 2
+    discord.utils.setup_logging(level=logging.getLevelNamesMapping()[bot_settings.log_level])
+    try:
+        asyncio.run(run(NewsQuoteBot(engine, bot_settings), bot_settings.token.get_secret_value()))
+    except discord.LoginFailure:
+        print(REJECTED_TOKEN, file=sys.stderr)
+        return 2
+    except discord.PrivilegedIntentsRequired:
+        print(MISSING_INTENT, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        log.info("Stopped")
+    finally:
+        engine.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Managing a server's articles: ``/add url|text|file``, ``/articles``, ``/remove``, ``/stats``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import checks, render
+from bot.client import NewsQuoteBot, report_error, tell_privately
+from index import Engine
+from index.errors import TooLargeError, UnsupportedContentError, UserInputError
+from index.models import AddResult, Article
+from index.sources import FILE_KINDS
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_OPTION = 6000  # Discord's longest string option
+PAGER_TIMEOUT = 600.0
+
+
+def check_attachment(attachment: discord.Attachment, limit: int) -> None:
+    """Refuse an upload by its name and size, before downloading it."""
+    suffix = Path(attachment.filename).suffix.lower()
+    if suffix not in FILE_KINDS:
+        kinds = ", ".join(sorted(FILE_KINDS))
+        raise UnsupportedContentError(f"Unsupported file type '{suffix or attachment.filename}': use {kinds}.")
+    if attachment.size > limit:
+        raise TooLargeError(f"{attachment.filename} is {attachment.size:,} bytes; the limit is {limit:,}.")
+
+
+def find_article(engine: Engine, ref: str, collection: str) -> Article:
+    """Resolve what was typed or picked: an article number (``12``, ``#12``) or a title that matches one article."""
+    ref = ref.strip()
+    number = ref.removeprefix("#")
+    if number.isdigit():
+        return engine.article(int(number), collection)
+    matches = engine.find_articles(ref, collection, limit=2)
+    if len(matches) != 1:
+        raise UserInputError(f"No single article matches '{render.truncate(ref, 100)}': pick one from the list.")
+    return matches[0]
+
+
+class ArticlesView(discord.ui.View):
+    """Buttons paging through a server's articles, newest first."""
+
+    def __init__(self, engine: Engine, collection: str, per_page: int) -> None:
+        super().__init__(timeout=PAGER_TIMEOUT)
+        self.engine, self.collection, self.per_page = engine, collection, per_page
+        self.page, self.pages = 0, 1
+        self.origin: discord.Interaction[Any] | None = None  # the /articles interaction, to edit on timeout
+
+    def _fetch(self, page: int) -> tuple[int, int, list[Article]]:
+        total = self.engine.store.counts(self.collection)[0]
+        self.pages = max(1, math.ceil(total / self.per_page))
+        page = min(max(page, 0), self.pages - 1)  # articles may have gone since the last click
+        return total, page, self.engine.articles(self.collection, limit=self.per_page, offset=page * self.per_page)
+
+    async def load(self, page: int) -> discord.Embed:
+        """Fetch a page off the event loop and set the buttons for it."""
+        total, self.page, articles = await asyncio.to_thread(self._fetch, page)
+        self.newer.disabled = self.page == 0
+        self.older.disabled = self.page >= self.pages - 1
+        return render.articles_page(articles, self.page, self.pages, total)
+
+    async def show(self, interaction: discord.Interaction[Any], page: int) -> None:
+        embed = await self.load(page)
+        await interaction.response.edit_message(embed=embed, view=self)
+
+    @discord.ui.button(label="Newer", emoji="\N{BLACK LEFT-POINTING TRIANGLE}")
+    async def newer(self, interaction: discord.Interaction[Any], _button: discord.ui.Button[ArticlesView]) -> None:
+        await self.show(interaction, self.page - 1)
+
+    @discord.ui.button(label="Older", emoji="\N{BLACK RIGHT-POINTING TRIANGLE}")
+    async def older(self, interaction: discord.Interaction[Any], _button: discord.ui.Button[ArticlesView]) -> None:
+        await self.show(interaction, self.page + 1)
+
+    async def on_timeout(self) -> None:
+        if self.origin is not None:
+            with suppress(discord.HTTPException):
+                await self.origin.edit_original_response(view=None)
+
+    async def on_error(
+        self, interaction: discord.Interaction[Any], error: Exception, _item: discord.ui.Item[Any]
+    ) -> None:
+        await tell_privately(interaction, report_error(error, f"articles pager (server {interaction.guild_id})"))
+
+
+class Articles(commands.Cog):
+    """Add, list and remove the articles a server's questions are answered from."""
+
+    add = app_commands.Group(name="add", description="Add an article to this server's index", guild_only=True)
+
+    def __init__(self, bot: NewsQuoteBot) -> None:
+        self.bot = bot
+
+    @add.command(name="url")
+    @app_commands.describe(url="The article's web address (http:// or https://)")
+    @checks.cooldown("add")
+    async def add_url(self, interaction: discord.Interaction[NewsQuoteBot], url: str) -> None:
+        """Fetch a web page and add its article."""
+        await self._add(interaction, self.bot.engine.add_url, url)
+
+    @add.command(name="text")
+    @app_commands.describe(title="A title to show with its quotes", content="The article's text, pasted")
+    @checks.cooldown("add")
+    async def add_text(
+        self,
+        interaction: discord.Interaction[NewsQuoteBot],
+        title: app_commands.Range[str, 1, 200],
+        content: app_commands.Range[str, 1, MAX_TEXT_OPTION],
+    ) -> None:
+        """Add pasted text as an article."""
+        await self._add(interaction, self.bot.engine.add_text, content, title=title)
+
+    @add.command(name="file")
+    @app_commands.describe(attachment="A .txt, .md or .html file", title="A title (default: the file's own)")
+    @checks.cooldown("add")
+    async def add_file(
+        self,
+        interaction: discord.Interaction[NewsQuoteBot],
+        attachment: discord.Attachment,
+        title: app_commands.Range[str, 1, 200] | None = None,
+    ) -> None:
+        """Add an uploaded .txt, .md or .html file as an article."""
+        check_attachment(attachment, self.bot.engine.settings.max_download_bytes)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        data = await attachment.read()
+        await self._add(interaction, self.bot.engine.add_bytes, data, attachment.filename, title=title)
+
+    async def _add(
+        self, interaction: discord.Interaction[NewsQuoteBot], add: Callable[..., AddResult], *args: Any, **kwargs: Any
+    ) -> None:
+        """Run an engine ``add_*`` off the event loop, then edit the deferred reply with what happened."""
+        collection = checks.guild_collection(interaction)
+        if not interaction.response.is_done():
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        added_by = str(interaction.user.id)
+        result = await asyncio.to_thread(add, *args, collection=collection, added_by=added_by, **kwargs)
+        await interaction.edit_original_response(content=render.added(result))
+
+    @app_commands.command()
+    @app_commands.guild_only()
+    async def articles(self, interaction: discord.Interaction[NewsQuoteBot]) -> None:
+        """List this server's articles, newest first."""
+        view = ArticlesView(self.bot.engine, checks.guild_collection(interaction), self.bot.settings.articles_per_page)
+        embed = await view.load(0)
+        if view.pages == 1:
+            view.stop()
+            await interaction.response.send_message(embed=embed, ephemeral=True)
+            return
+        view.origin = interaction
+        await interaction.response.send_message(embed=embed, view=view, ephemeral=True)
+
+    @app_commands.command()
+    @app_commands.guild_only()
+    @app_commands.describe(article="Start typing its title, or give its number")
+    async def remove(self, interaction: discord.Interaction[NewsQuoteBot], article: str) -> None:
+        """Remove an article from this server's index (admins, or whoever added it)."""
+        collection = checks.guild_collection(interaction)
+        found = await asyncio.to_thread(find_article, self.bot.engine, article, collection)
+        checks.ensure_can_remove(interaction, found)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        gone = await asyncio.to_thread(self.bot.engine.remove, found.id, collection)
+        await interaction.edit_original_response(content=render.removed(gone))
+
+    @remove.autocomplete("article")
+    async def remove_autocomplete(
+        self, interaction: discord.Interaction[NewsQuoteBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        if interaction.guild_id is None:
+            return []
+        collection = checks.collection_for(interaction.guild_id)
+        found = await asyncio.to_thread(self.bot.engine.find_articles, current.strip(), collection, 25)
+        return [app_commands.Choice(name=render.choice_name(a), value=str(a.id)) for a in found]
+
+    @app_commands.command()
+    @app_commands.guild_only()
+    async def stats(self, interaction: discord.Interaction[NewsQuoteBot]) -> None:
+        """Show this server's article count, chunks, model and index size."""
+        result = await asyncio.to_thread(self.bot.engine.stats, checks.guild_collection(interaction))
+        await interaction.response.send_message(embed=render.stats(result), ephemeral=True)
+
+
+async def setup(bot: NewsQuoteBot) -> None:
+    await bot.add_cog(Articles(bot))

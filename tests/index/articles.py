@@ -1,0 +1,112 @@
+"""Original news-style articles written for these tests."""
+
+from __future__ import annotations
+
+PHONE_CALL_TITLE = "Minister and ministry at odds over phone call with port chief"
+
+PHONE_CALL = f"""{PHONE_CALL_TITLE}
+
+A dispute over whether a phone call took place between a senior minister and the head of the Kestrel Bay port \
+authority deepened on Wednesday, as officials gave conflicting accounts of the conversation to a parliamentary \
+committee.
+
+Deputy Transport Minister Rosalind Achterberg told the committee on Tuesday that she had spoken to the port \
+authority's chief executive, Marek Szymborski, by telephone on the evening of 3 March. “The call happened, it \
+lasted about twenty minutes, and I made a note of it the same night,” she said.
+
+According to Ms. Achterberg, the two discussed the timetable for dredging the harbour's eastern channel and the \
+proposed sale of the Kestrel Quay container terminal to a private operator.
+
+Her account was contradicted within hours by the Ministry of Transport's permanent secretary, Julian \
+Oyelaran-Fitch, who wrote to the committee that “no call between the deputy minister and Mr. Szymborski took \
+place on 3 March or on any other date that week.” He said the ministry's switchboard logs showed no such call.
+
+Mr. Szymborski himself has been less categorical. Asked by reporters outside the authority's offices whether the \
+conversation had taken place, he said he did not know. “I speak to a lot of people in government. I genuinely \
+cannot say whether that particular call happened,” he said.
+
+Ms. Achterberg's office later released a photograph of a handwritten page from her diary, dated 3 March, \
+with the words “MS, dredging, terminal sale, 20 min” written across it. The ministry said the note proved \
+nothing about whether a conversation had taken place.
+
+A former member of the port authority's board, Olusegun Hartley, said it would be unusual for a minister to \
+telephone the chief executive directly rather than going through the board.
+
+A ministry spokesperson, Tamsin Reyes-Holloway, said the department would “cooperate fully” with the committee \
+but declined to say whether the deputy minister's personal phone records would be released.
+
+The opposition's transport spokesperson, Fiona Galbraith, called for those records to be published by Friday. \
+“Either the call took place or it did not. The public deserves to know which of these officials is telling the \
+truth,” she said.
+
+The terminal sale, valued at an estimated £340 million, has been controversial since it was first announced in \
+January. Unions representing dock workers have warned that up to 600 jobs could be at risk if the new operator \
+automates cargo handling.
+
+The committee's chair, Hamish Abernethy-Cole, said members would question Ms. Achterberg and Mr. Oyelaran-Fitch \
+again next Thursday, 14 March. He added that the committee had asked the port authority to search its own call \
+records.
+
+The dispute comes at a difficult moment for the government, which is expected to publish its ports strategy \
+later this month.
+"""
+
+FERRY_FIRE = """Ferry operator fined after engine fire on Lake Varrow crossing
+
+The company that runs the Lake Varrow ferry has been fined £85,000 after an engine-room fire forced the \
+evacuation of 212 passengers during a crossing last August, a maritime tribunal ruled on Wednesday.
+
+The tribunal found that Varrow Crossings Ltd had postponed a scheduled inspection of the vessel's fuel lines \
+three times in the months before the fire, citing a shortage of qualified engineers.
+
+“Passengers were put at risk by decisions that were made in an office, not on the water,” said the tribunal's \
+chair, Judge Harriet Mbeki-Sorensen, in her written decision.
+
+Nobody was seriously injured in the fire, which broke out twenty minutes after the ferry left Eastmoor. Crew \
+members used extinguishers to contain the blaze while a second vessel took passengers to shore.
+
+In a statement, the company's managing director, Ewan Fairbairn, said the firm accepted the ruling and had \
+since hired four additional engineers and replaced the fuel lines on all three of its vessels.
+"""
+
+LIBRARY_HOURS = """County libraries to open on Sundays
+
+The county library service will open its six branch libraries on Sunday afternoons from next month, the \
+council announced on Friday.
+
+The change follows a survey of 4,200 residents in which most respondents asked for weekend opening, \
+particularly families with school-age children.
+
+Councillor Priya Venkataraman, who leads on culture, said the extra hours would be staffed by twelve new \
+part-time librarians. “Libraries are where people go to learn, to get warm and to get online,” she said.
+
+The Sunday opening will cost about £180,000 a year, paid for from the council's reserves until at least 2026.
+"""
+
+STADIUM_VOTE = """Rovers fans back move to new riverside stadium
+
+Supporters of Ashcombe Rovers have voted in favour of the football club leaving its century-old ground on \
+Mill Lane for a new 18,000-seat stadium beside the river.
+
+Of the 9,300 season-ticket holders who took part in the ballot, 71 per cent backed the move, the supporters' \
+trust said on Sunday.
+
+The club's chairman, Desmond Ekwueme, said construction could begin next spring if the planning committee \
+approves the design. The old ground would be sold for housing.
+
+Some long-standing fans opposed the plan, saying the club would lose its character. “My grandfather stood on \
+those terraces,” said Brenda Holcroft, 68.
+"""
+
+BAKERY_STRIKE = """Bakery workers walk out over night-shift pay
+
+Around 300 workers at the Halden Bakeries plant in Norbridge walked out on Monday in a dispute over pay for \
+night shifts, halting production of bread and rolls for supermarkets across the region.
+
+The union said night-shift bakers had been offered a 2 per cent rise, well below inflation. The company said \
+its offer was fair and that talks would resume on Thursday.
+
+Shelves in several supermarkets were half empty by Tuesday morning, shoppers reported.
+"""
+
+ALL_ARTICLES = [PHONE_CALL, FERRY_FIRE, LIBRARY_HOURS, STADIUM_VOTE, BAKERY_STRIKE]
