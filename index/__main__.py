@@ -158,6 +158,7 @@ def _remove(engine: Engine, args: argparse.Namespace, collection: str) -> int:
 def _rebuild(engine: Engine, args: argparse.Namespace, collection: str) -> int:
     from tqdm import tqdm
 
+    engine.embedder  # load the model before the bar starts, so the bar measures embedding alone
     with tqdm(total=0, unit="chunk", desc=f"re-embedding '{collection}'", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:

@@ -57,10 +57,10 @@ class ArticleSentences:
     sentences: list[Sentence]
 
 
-def idf_coverage(question: Sequence[str], tokens: frozenset[str], idf: Callable[[str], float]) -> float:
+def coverage(weights: dict[str, float], tokens: frozenset[str]) -> float:
     """Share of the question's weight (by idf) that the passage contains."""
-    total = sum(idf(t) for t in question)
-    return sum(idf(t) for t in question if t in tokens) / total if total else 0.0
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
 
 
 def candidates(
@@ -70,7 +70,7 @@ def candidates(
     weights: Weights = Weights(),
 ) -> list[Candidate]:
     """Score every window of one to three consecutive sentences; best first."""
-    question = list(dict.fromkeys(query_tokens))
+    question = {t: idf(t) for t in query_tokens}
     found: list[Candidate] = []
     for group in groups:
         sents = group.sentences
@@ -86,7 +86,7 @@ def candidates(
                 window = sents[i : j + 1]
                 best = max(window, key=lambda s: s.dense)
                 dense = best.dense
-                lexical = idf_coverage(question, tokens, idf)
+                lexical = coverage(question, tokens)
                 prior = max(s.prior for s in window)
                 relevance = weights.dense * dense + weights.lexical * lexical
                 score = relevance + weights.prior * prior - weights.extra_sentence * (j - i)

@@ -160,6 +160,12 @@ def _stem(word: str) -> str:
     return str(_stemmer().stemWord(word))
 
 
+@lru_cache(maxsize=32768)
+def token_set(text: str) -> frozenset[str]:
+    """The distinct tokens of a sentence; cached, since the same sentences come up question after question."""
+    return frozenset(tokenize(text))
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-case, drop stop words and possessives, stem with Snowball."""
     words = (m.group().lower().replace("’", "'") for m in _TOKEN.finditer(text))

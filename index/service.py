@@ -14,8 +14,8 @@ from index import answer, sources
 from index.chunking import chunk_sentences, fit_sentences, split_sentences
 from index.embedding import Embedder, SentenceTransformerEmbedder
 from index.errors import EmptyQuestionError, ModelMismatchError, QuestionTooLongError, UserInputError
-from index.lexical import LexicalIndex, tokenize
-from index.models import AddResult, Answer, Article, Excerpt, ExtractedArticle, RebuildResult, Stats
+from index.lexical import LexicalIndex, token_set, tokenize
+from index.models import AddResult, Answer, Article, Chunk, Excerpt, ExtractedArticle, RebuildResult, Span, Stats
 from index.settings import Settings
 from index.store import NewPiece, Store
 from index.vectors import VectorIndex
@@ -109,7 +109,7 @@ class Engine:
         if known:
             return AddResult(known[0], duplicate=True, reason=known[1])
         self._check_model(collection)
-        chunks, sentences = self._embed_article(article.text)
+        chunks, sentences = self._embed(article.text, *self._split(article.text))
         with self._lock:
             known = self.store.find_duplicate(collection, canonical, fingerprint)  # another thread may have won
             if known:
@@ -134,14 +134,19 @@ class Engine:
             )
         return AddResult(stored)
 
-    def _embed_article(self, text: str) -> tuple[list[NewPiece], list[NewPiece]]:
+    def _split(self, text: str) -> tuple[list[Chunk], list[Span]]:
+        """Cut an article into sentences and into chunks that fit the model."""
         embedder = self.embedder
         limit = min(self.settings.chunk_tokens, embedder.max_tokens)
         spans, sizes = fit_sentences(text, split_sentences(text), embedder.count_tokens, limit)
-        chunks = chunk_sentences(text, spans, sizes, limit, self.settings.chunk_overlap_tokens)
+        return chunk_sentences(text, spans, sizes, limit, self.settings.chunk_overlap_tokens), spans
+
+    def _embed(self, text: str, chunks: list[Chunk], spans: list[Span]) -> tuple[list[NewPiece], list[NewPiece]]:
+        """Embed an article's chunks (for retrieval) and sentences (for choosing excerpts)."""
         size = self.settings.batch_size
-        chunk_vectors = embedder.encode([c.text for c in chunks], batch_size=size)
-        sentence_vectors = embedder.encode([text[s.start : s.end] for s in spans], batch_size=size * 4)
+        chunk_vectors = self.embedder.encode([c.text for c in chunks], batch_size=size)
+        # Sentences are short, so bigger batches cost no more padding.
+        sentence_vectors = self.embedder.encode([text[s.start : s.end] for s in spans], batch_size=size * 4)
         return (
             [NewPiece(c.start, c.end, v) for c, v in zip(chunks, chunk_vectors, strict=True)],
             [NewPiece(s.start, s.end, v) for s, v in zip(spans, sentence_vectors, strict=True)],
@@ -260,7 +265,7 @@ class Engine:
                     s.start,
                     s.end,
                     float(s.vector @ query),
-                    frozenset(tokenize(group.text[s.start : s.end])),
+                    token_set(group.text[s.start : s.end]),
                     prior,
                 )
                 group.sentences.append(sentence)
@@ -304,6 +309,7 @@ class Engine:
 
     def remove(self, article_id: int, collection: str = "default") -> Article:
         """Remove an article; its vectors leave the index at once."""
+        self.store.article(collection, article_id)  # a missing id fails before any index is loaded
         with self._lock:
             loaded = self._load(collection)
             article, chunk_ids = self.store.remove_article(collection, article_id)
@@ -311,42 +317,29 @@ class Engine:
         return article
 
     def rebuild(self, collection: str = "default", progress: Progress | None = None) -> RebuildResult:
-        """Re-embed every chunk and sentence of a collection from the text in SQLite."""
+        """Re-split and re-embed every article of a collection from the text in SQLite.
+
+        Chunks are cut anew, so a new model or a new chunk size takes full effect. Questions keep being
+        answered from the old index until the new one is swapped in, in one transaction.
+        """
         began = time.perf_counter()
-        embedder = self.embedder
-        articles = list(self.store.article_texts(collection))
-        work: list[tuple[list[tuple[int, int, int]], list[tuple[int, int, int]], str]] = []
-        for article_id, text in articles:
-            chunk_rows, sentence_rows = self.store.pieces(article_id)
-            work.append((chunk_rows, sentence_rows, text))
-        total = sum(len(c) for c, _, _ in work)
+        plans = [(article_id, text, *self._split(text)) for article_id, text in self.store.article_texts(collection)]
+        total = sum(len(chunks) for _, _, chunks, _ in plans)
         done = 0
         if progress:
             progress(0, total)
-        chunk_vectors: dict[int, np.ndarray] = {}
-        sentence_vectors: dict[int, np.ndarray] = {}
-        for chunk_rows, sentence_rows, text in work:
-            for (cid, _, _), v in zip(
-                chunk_rows,
-                embedder.encode([text[a:b] for _, a, b in chunk_rows], self.settings.batch_size),
-                strict=True,
-            ):
-                chunk_vectors[cid] = v
-            for (sid, _, _), v in zip(
-                sentence_rows,
-                embedder.encode([text[a:b] for _, a, b in sentence_rows], self.settings.batch_size * 4),
-                strict=True,
-            ):
-                sentence_vectors[sid] = v
-            done += len(chunk_rows)
+        pieces: dict[int, tuple[list[NewPiece], list[NewPiece]]] = {}
+        for article_id, text, chunks, spans in plans:
+            pieces[article_id] = self._embed(text, chunks, spans)
+            done += len(chunks)
             if progress:
                 progress(done, total)
         with self._lock:
-            self.store.replace_vectors(collection, chunk_vectors, sentence_vectors, embedder.name, embedder.dimension)
+            self.store.replace_pieces(collection, pieces, self.embedder.name, self.embedder.dimension)
             self._loaded.pop(collection, None)
             self._vector_index(collection).delete_files()
             self._load(collection)
-        return RebuildResult(collection, len(articles), total, time.perf_counter() - began)
+        return RebuildResult(collection, len(plans), total, time.perf_counter() - began)
 
     def stats(self, collection: str = "default") -> Stats:
         articles, chunks, sentences = self.store.counts(collection)

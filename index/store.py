@@ -206,20 +206,7 @@ class Store:
                 ),
             )
             article_id = int(cursor.lastrowid or 0)
-            chunk_ids = [
-                int(
-                    db.execute(
-                        "INSERT INTO chunks(article_id, start, end, vector) VALUES (?, ?, ?, ?)",
-                        (article_id, c.start, c.end, _blob(c.vector)),
-                    ).lastrowid
-                    or 0
-                )
-                for c in chunks
-            ]
-            db.executemany(
-                "INSERT INTO sentences(article_id, start, end, vector) VALUES (?, ?, ?, ?)",
-                [(article_id, s.start, s.end, _blob(s.vector)) for s in sentences],
-            )
+            chunk_ids = self._insert_pieces(db, article_id, chunks, sentences)
         return self.article(collection, article_id), chunk_ids
 
     def article(self, collection: str, article_id: int) -> Article:
@@ -319,33 +306,46 @@ class Store:
         )
         return [SentenceRow(r[0], r[1], r[2], r[3], np.frombuffer(r[4], dtype=np.float32)) for r in rows]
 
-    def pieces(self, article_id: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
-        """Return (id, start, end) of an article's chunks and of its sentences."""
-        chunks = self._query("SELECT id, start, end FROM chunks WHERE article_id = ? ORDER BY id", (article_id,))
-        sentences = self._query("SELECT id, start, end FROM sentences WHERE article_id = ? ORDER BY id", (article_id,))
-        return [tuple(r) for r in chunks], [tuple(r) for r in sentences]  # type: ignore[misc]
-
-    def replace_vectors(
+    def replace_pieces(
         self,
         collection: str,
-        chunk_vectors: dict[int, np.ndarray],
-        sentence_vectors: dict[int, np.ndarray],
+        pieces: dict[int, tuple[Sequence[NewPiece], Sequence[NewPiece]]],
         model: str,
         dimension: int,
     ) -> None:
-        """Swap in freshly computed vectors for a whole collection, in one transaction."""
+        """Swap in new chunks and sentences for many articles at once (a rebuild), in one transaction.
+
+        Articles removed meanwhile are skipped; new chunk ids are never old ones.
+        """
         with self._transaction() as db:
-            db.executemany(
-                "UPDATE chunks SET vector = ? WHERE id = ?", [(_blob(v), i) for i, v in chunk_vectors.items()]
+            present = {r[0] for r in db.execute("SELECT id FROM articles WHERE collection = ?", (collection,))}
+            for article_id, (chunks, sentences) in pieces.items():
+                if article_id not in present:
+                    continue
+                db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
+                db.execute("DELETE FROM sentences WHERE article_id = ?", (article_id,))
+                self._insert_pieces(db, article_id, chunks, sentences)
+            self._bump(db, collection, model, dimension)
+
+    @staticmethod
+    def _insert_pieces(
+        db: sqlite3.Connection, article_id: int, chunks: Sequence[NewPiece], sentences: Sequence[NewPiece]
+    ) -> list[int]:
+        chunk_ids = [
+            int(
+                db.execute(
+                    "INSERT INTO chunks(article_id, start, end, vector) VALUES (?, ?, ?, ?)",
+                    (article_id, c.start, c.end, _blob(c.vector)),
+                ).lastrowid
+                or 0
             )
-            db.executemany(
-                "UPDATE sentences SET vector = ? WHERE id = ?", [(_blob(v), i) for i, v in sentence_vectors.items()]
-            )
-            db.execute("INSERT OR IGNORE INTO collections(name, version) VALUES (?, 0)", (collection,))
-            db.execute(
-                "UPDATE collections SET version = version + 1, model = ?, dimension = ? WHERE name = ?",
-                (model, dimension, collection),
-            )
+            for c in chunks
+        ]
+        db.executemany(
+            "INSERT INTO sentences(article_id, start, end, vector) VALUES (?, ?, ?, ?)",
+            [(article_id, s.start, s.end, _blob(s.vector)) for s in sentences],
+        )
+        return chunk_ids
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
