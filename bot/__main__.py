@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 
+import aiohttp
 import discord
 from pydantic import ValidationError
 
@@ -39,9 +40,12 @@ def settings_error(exc: ValidationError, prefix: str) -> str:
     return f"error: invalid setting {name}: {first['msg']}"
 
 
-async def run(bot: NewsQuoteBot, token: str) -> None:
+async def run(bot: NewsQuoteBot, token: str, log_level: str) -> None:
+    """Log in, then connect; logging starts after the login so a rejected token prints just one line."""
     async with bot:
-        await bot.start(token)
+        await bot.login(token)
+        discord.utils.setup_logging(level=logging.getLevelNamesMapping()[log_level])
+        await bot.connect()
 
 
 def main() -> int:
@@ -62,15 +66,18 @@ def main() -> int:
     except Exception as exc:  # an unreadable data directory, a corrupt database
         print(f"error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
         return 2
-    discord.utils.setup_logging(level=logging.getLevelNamesMapping()[bot_settings.log_level])
+    bot = NewsQuoteBot(engine, bot_settings)
     try:
-        asyncio.run(run(NewsQuoteBot(engine, bot_settings), bot_settings.token.get_secret_value()))
+        asyncio.run(run(bot, bot_settings.token.get_secret_value(), bot_settings.log_level))
     except discord.LoginFailure:
         print(REJECTED_TOKEN, file=sys.stderr)
         return 2
     except discord.PrivilegedIntentsRequired:
         print(MISSING_INTENT, file=sys.stderr)
         return 2
+    except (aiohttp.ClientError, OSError) as exc:
+        print(f"error: cannot reach Discord at {bot_settings.api_base_url}: {exc}".splitlines()[0], file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         log.info("Stopped")
     finally:

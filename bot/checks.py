@@ -29,9 +29,7 @@ class NotAdmin(Refused):
 
 class NotYours(Refused):
     def __init__(self, article: Article) -> None:
-        super().__init__(
-            f"Article #{article.id} was added by someone else: only its adder or an admin can remove it."
-        )
+        super().__init__(f"Article #{article.id} was added by someone else: only its adder or an admin can remove it.")
 
 
 def collection_for(guild_id: int) -> str:

@@ -85,7 +85,9 @@ async def tell_privately(interaction: discord.Interaction[Any], text: str) -> No
 class NewsQuoteTree(app_commands.CommandTree["NewsQuoteBot"]):
     """The command tree, with the bot's single error handler."""
 
-    async def on_error(self, interaction: discord.Interaction[NewsQuoteBot], error: app_commands.AppCommandError) -> None:
+    async def on_error(
+        self, interaction: discord.Interaction[NewsQuoteBot], error: app_commands.AppCommandError
+    ) -> None:
         """Turn known errors into short private replies; log the rest and apologise."""
         command = interaction.command.qualified_name if interaction.command else "unknown command"
         where = f"/{command} (server {interaction.guild_id}, user {interaction.user.id})"
@@ -96,6 +98,7 @@ class NewsQuoteBot(commands.Bot):
     """The bot: slash commands and mention answers over one engine."""
 
     def __init__(self, engine: Engine, settings: BotSettings, **options: Any) -> None:
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # no voice here: nothing to warn about
         super().__init__(
             command_prefix=commands.when_mentioned,  # unused: there are no prefix commands, see on_message
             intents=intents_for(settings),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,9 +28,7 @@ CHOICE_NAME_LIMIT = 100
 NO_ANSWER = "Nothing in the indexed articles answers this."
 WEAK_HEADER = f"**{NO_ANSWER}** The closest passages, weak matches:"
 EMPTY_MENTION = "Ask me a question after the mention, e.g. *@me who confirmed the deal?*"
-DIRECT_MESSAGE_REFUSAL = (
-    "I only answer inside a server: each server has its own articles. Ask me there, or use /ask."
-)
+DIRECT_MESSAGE_REFUSAL = "I only answer inside a server: each server has its own articles. Ask me there, or use /ask."
 GENERIC_ERROR = "Something went wrong on my side; it has been logged. Please try again in a moment."
 
 ANSWERED_COLOUR = discord.Colour.green()
@@ -145,7 +144,7 @@ def _units(text: str, start: int, end: int, pattern: re.Pattern[str]) -> list[Sp
     """Split ``[start, end)`` after each match of ``pattern`` (the separator stays with the left part)."""
     cuts = [m.end() for m in pattern.finditer(text, start, end) if start < m.end() < end]
     bounds = [start, *cuts, end]
-    return list(zip(bounds, bounds[1:], strict=False))
+    return list(itertools.pairwise(bounds))
 
 
 def _char_parts(start: int, end: int, fits: Callable[[int, int], bool]) -> list[Span]:
@@ -228,10 +227,8 @@ def answer_replies(answer: Answer, limit: int = DESCRIPTION_LIMIT) -> list[Reply
     """Render an answer as one or more messages: quoted excerpts, or a plain "nothing answers this"."""
     embeds = [embed for excerpt in answer.results for embed in excerpt_embeds(excerpt, limit)]
     if answer.answered:
-        header = None
-    else:
-        header = WEAK_HEADER if embeds else f"**{NO_ANSWER}**"
-    return pack(embeds, header)
+        return pack(embeds)
+    return pack(embeds, WEAK_HEADER if embeds else f"**{NO_ANSWER}**")
 
 
 def pack(embeds: Sequence[discord.Embed], content: str | None = None) -> list[Reply]:
@@ -323,11 +320,11 @@ def size(n: int) -> str:
     """Format a byte count, e.g. ``1.5 MB``."""
     if n < 1024:
         return f"{n:,} bytes"
-    value = float(n)
-    for unit in ("KB", "MB", "GB"):
-        value /= 1024
+    value, unit = n / 1024, "KB"
+    for bigger in ("MB", "GB"):
         if value < 1024:
             break
+        value, unit = value / 1024, bigger
     return f"{value:.1f} {unit}"
 
 

@@ -33,8 +33,10 @@ class BotSettings(BaseSettings):
     excerpts: int = Field(default=3, ge=1, le=10, description="Excerpts quoted per answer.")
     ask_cooldown_seconds: float = Field(default=10.0, ge=0, description="Per-user pause between questions.")
     add_cooldown_seconds: float = Field(default=30.0, ge=0, description="Per-user pause between /add commands.")
-    articles_per_page: int = Field(default=10, ge=1, le=MAX_ARTICLES_PER_PAGE, description="Articles per /articles page.")
-    progress_interval_seconds: float = Field(default=2.0, gt=0, description="Least time between /rebuild progress edits.")
+    articles_per_page: int = Field(
+        default=10, ge=1, le=MAX_ARTICLES_PER_PAGE, description="Articles on a page of /articles."
+    )
+    progress_interval_seconds: float = Field(default=2.0, gt=0, description="Least time between progress edits.")
     log_level: str = Field(default="INFO", description="Logging level.")
 
     @field_validator("token")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from index.errors import NewsQuoteError, UserInputError
 from index.models import AddResult, Answer
@@ -61,8 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NewsQuoteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except Exception as exc:  # invalid settings from the environment, unreadable data directory
-        print(f"error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+    except ValidationError as exc:  # a bad NEWSQUOTE_* variable or .env entry
+        problems = "; ".join(f"NEWSQUOTE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        print(f"error: invalid setting: {problems}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:  # an unreadable data directory or database
+        print(f"error: cannot open the data directory: {exc}", file=sys.stderr)
         return 2
     try:
         return COMMANDS[args.command](engine, args, collection)
@@ -158,7 +165,7 @@ def _remove(engine: Engine, args: argparse.Namespace, collection: str) -> int:
 def _rebuild(engine: Engine, args: argparse.Namespace, collection: str) -> int:
     from tqdm import tqdm
 
-    engine.embedder  # load the model before the bar starts, so the bar measures embedding alone
+    _ = engine.embedder  # load the model before the bar starts, so the bar measures embedding alone
     with tqdm(total=0, unit="chunk", desc=f"re-embedding '{collection}'", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:

@@ -30,8 +30,8 @@ def split_sentences(text: str) -> list[Span]:
     spans: list[Span] = []
     for line in _PARAGRAPH.finditer(text):
         cursor, end = line.start(), line.end()
-        for piece in _segmenter().segment(line.group()):
-            piece = piece.strip()
+        for segment in _segmenter().segment(line.group()):
+            piece = segment.strip()
             if not piece:
                 continue
             found = text.find(piece, cursor, end)
@@ -70,8 +70,8 @@ def fit_sentences(
         word_sizes = count_tokens([text[a:b] for a, b in words])
         piece_start, piece_size = words[0][0], 0
         previous_end = words[0][0]
-        for (a, b), w in zip(words, word_sizes, strict=True):
-            w = min(w, max_tokens)  # a single absurd "word" is cut by the model; it still gets a piece
+        for (a, b), size_of_word in zip(words, word_sizes, strict=True):
+            w = min(size_of_word, max_tokens)  # a single absurd "word" is cut by the model; it still gets a piece
             if piece_size and piece_size + w > max_tokens:
                 spans.append(Span(piece_start, previous_end))
                 sizes.append(piece_size)

@@ -66,7 +66,7 @@ class SentenceTransformerEmbedder:
             getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         )
         self.dimension = int(dimension() or 0)
-        self.max_tokens = int(self._model.max_seq_length) - 2
+        self.max_tokens = int(self._model.max_seq_length or 256) - 2
         self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:

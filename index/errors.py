@@ -51,7 +51,16 @@ class NoTextError(SourceError):
 
 class ArticleNotFoundError(UserInputError):
     def __init__(self, article_id: int | str, collection: str) -> None:
-        super().__init__(f"No article {article_id} in collection '{collection}'.")
+        # The collection is kept for callers, not shown: in the bot it is an internal name.
+        super().__init__(f"There is no article #{article_id} here: list the articles to see their numbers.")
+        self.article_id = article_id
+        self.collection = collection
+
+
+class EmptyCollectionError(UserInputError):
+    def __init__(self, collection: str) -> None:
+        super().__init__("No articles have been added here yet: add one first, then ask again.")
+        self.collection = collection
 
 
 class ModelMismatchError(NewsQuoteError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +13,13 @@ import numpy as np
 from index import answer, sources
 from index.chunking import chunk_sentences, fit_sentences, split_sentences
 from index.embedding import Embedder, SentenceTransformerEmbedder
-from index.errors import EmptyQuestionError, ModelMismatchError, QuestionTooLongError, UserInputError
+from index.errors import (
+    ArticleNotFoundError,
+    EmptyCollectionError,
+    EmptyQuestionError,
+    ModelMismatchError,
+    QuestionTooLongError,
+)
 from index.lexical import LexicalIndex, token_set, tokenize
 from index.models import AddResult, Answer, Article, Chunk, Excerpt, ExtractedArticle, RebuildResult, Span, Stats
 from index.settings import Settings
@@ -27,11 +33,6 @@ DENSE_CANDIDATES = 30
 LEXICAL_CANDIDATES = 30
 RRF_K = 60
 CHUNKS_TO_READ = 8
-
-
-class EmptyCollectionError(UserInputError):
-    def __init__(self, collection: str) -> None:
-        super().__init__(f"No articles in collection '{collection}' yet: add one first.")
 
 
 @dataclass(slots=True)
@@ -228,14 +229,21 @@ class Engine:
             lexical = loaded.lexical.search(query_tokens, LEXICAL_CANDIDATES)
         fused = _fuse([dense, lexical])[: max(CHUNKS_TO_READ, k * 2)]
         groups = self._sentences(collection, fused, query, loaded.lexical)
-        found = answer.candidates(groups, query_tokens, loaded.lexical.idf, self.weights)
+        found = answer.candidates(
+            groups, query_tokens, loaded.lexical.idf, self.weights, answer.expected_trait(question)
+        )
         chosen = answer.pick(found, k)
         threshold = self.settings.min_relevance
         answered = bool(chosen) and chosen[0].relevance >= threshold
         texts = {g.article_id: g.text for g in groups}
         results = [
-            self._excerpt(c, texts[c.article_id], query_tokens, collection, weak=c.relevance < threshold)
+            excerpt
             for c in chosen
+            if (
+                excerpt := self._excerpt(
+                    c, texts[c.article_id], query_tokens, collection, weak=not answered or c.relevance < threshold
+                )
+            )
         ]
         return Answer(question, collection, answered, results)
 
@@ -260,13 +268,19 @@ class Engine:
                 if s.id in known:
                     known[s.id].prior = max(known[s.id].prior, prior)
                     continue
+                text = group.text
                 sentence = answer.Sentence(
                     s.id,
                     s.start,
                     s.end,
                     float(s.vector @ query),
-                    token_set(group.text[s.start : s.end]),
+                    token_set(text[s.start : s.end]),
                     prior,
+                    answer.traits(
+                        text[s.start : s.end],
+                        line_start=s.start == 0 or text[s.start - 1] == "\n",
+                        line_end=s.end == len(text) or text[s.end] == "\n",
+                    ),
                 )
                 group.sentences.append(sentence)
                 known[s.id] = sentence
@@ -276,8 +290,11 @@ class Engine:
 
     def _excerpt(
         self, cand: answer.Candidate, text: str, query_tokens: list[str], collection: str, weak: bool
-    ) -> Excerpt:
-        article = self.store.article(collection, cand.article_id)
+    ) -> Excerpt | None:
+        try:
+            article = self.store.article(collection, cand.article_id)
+        except ArticleNotFoundError:  # removed while we were reading it: nothing left to quote
+            return None
         start, end = answer.trim(text, cand.start, cand.end, query_tokens, self.weights.max_chars)
         focus_start, focus_end = max(cand.focus_start, start), min(cand.focus_end, end)
         return Excerpt(
@@ -328,7 +345,7 @@ class Engine:
         done = 0
         if progress:
             progress(0, total)
-        pieces: dict[int, tuple[list[NewPiece], list[NewPiece]]] = {}
+        pieces: dict[int, tuple[Sequence[NewPiece], Sequence[NewPiece]]] = {}
         for article_id, text, chunks, spans in plans:
             pieces[article_id] = self._embed(text, chunks, spans)
             done += len(chunks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import itertools
 import re
 import socket
 import unicodedata
@@ -39,31 +40,38 @@ def clean_text(text: str) -> str:
     """Normalize Unicode and whitespace: one space between words, one blank line between paragraphs."""
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
     text = _INVISIBLE.sub("", text)
-    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     paragraphs: list[str] = []
-    current: list[str] = []
-    for line in lines:
-        if line:
-            current.append(line)
-        elif current:
-            paragraphs.append(" ".join(current) if _is_wrapped(current) else "\n".join(current))
-            current = []
-    if current:
-        paragraphs.append(" ".join(current) if _is_wrapped(current) else "\n".join(current))
+    for block in re.split(r"\n[ \t\u00a0]*\n", text):
+        lines = [_SPACES.sub(" ", line).strip() for line in block.split("\n")]
+        lines = [line for line in lines if line]
+        if not lines:
+            continue
+        paragraph = lines[0]
+        for previous, line in itertools.pairwise(lines):
+            paragraph += " " if _continues(previous, line, len(lines)) else "\n"
+            paragraph += line
+        paragraphs.append(paragraph)
     return "\n\n".join(paragraphs)
 
 
-def _is_wrapped(lines: list[str]) -> bool:
-    """Hard-wrapped prose (lines that continue mid-sentence) is rejoined into one paragraph."""
-    return len(lines) > 1 and all(not line.endswith((".", "!", "?", ":", '"', "”")) for line in lines[:-1])
+def _continues(previous: str, line: str, lines: int) -> bool:
+    """Whether ``line`` continues the sentence of ``previous`` (hard-wrapped prose) rather than starting anew.
+
+    A line continues when the one before stops mid-sentence and either this one starts in lower case or the
+    block looks wrapped at a fixed width (three or more long lines). A short headline followed by its story
+    stays on its own line.
+    """
+    if previous.endswith((".", "!", "?", ":", '"', "”", "…")):
+        return False
+    return line[:1].islower() or (lines >= 3 and len(previous) >= 50)
 
 
 _MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+", re.M)
-_MD_EMPHASIS = re.compile(r"(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1")
-_MD_QUOTE = re.compile(r"^\s{0,3}>\s?", re.M)
-_MD_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$", re.M)
+_MD_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+", re.M)
+_MD_EMPHASIS = re.compile(r"(?<![\w*])(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1(?![\w*])")
+_MD_QUOTE = re.compile(r"^[ \t]{0,3}>[ \t]?", re.M)
+_MD_RULE = re.compile(r"^[ \t]{0,3}([-*_])([ \t]*\1){2,}[ \t]*$", re.M)
 
 
 def markdown_to_text(text: str) -> str:
@@ -73,7 +81,7 @@ def markdown_to_text(text: str) -> str:
     text = _MD_HEADING.sub("", text)
     text = _MD_QUOTE.sub("", text)
     text = _MD_RULE.sub("", text)
-    return _MD_EMPHASIS.sub(r"\2", text)
+    return re.sub(r"\n{3,}", "\n\n", _MD_EMPHASIS.sub(r"\2", text))
 
 
 def text_fingerprint(text: str) -> str:
@@ -84,6 +92,8 @@ def text_fingerprint(text: str) -> str:
 def canonical_url(url: str) -> str:
     """Normalize a URL so trivially different spellings of one page compare equal."""
     parts = urlsplit(url.strip())
+    if not parts.netloc:  # "example.com/story" has no scheme; read it as a web address
+        parts = urlsplit("http://" + url.strip())
     host = (parts.hostname or "").lower().removeprefix("www.")
     port = parts.port
     netloc = host if port in (None, 80, 443) else f"{host}:{port}"
@@ -91,7 +101,8 @@ def canonical_url(url: str) -> str:
         sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAMS.match(k))
     )
     path = parts.path.rstrip("/") or "/"
-    return urlunsplit(((parts.scheme or "http").lower(), netloc, path, query, ""))
+    # http and https of the same page are the same article.
+    return urlunsplit(("https", netloc, path, query, ""))
 
 
 def title_from_text(text: str) -> str:
@@ -130,17 +141,18 @@ def from_html(html: str | bytes, settings: Settings, url: str | None = None, sou
         include_tables=False,
         include_images=False,
         favor_precision=True,
-        deduplicate=True,
+        deduplicate=False,  # its cache is process-wide: the same page added again would lose text
     )
-    if doc is None or not (doc.text or "").strip():
+    text = str(getattr(doc, "text", None) or "")
+    if not text.strip():
         raise NoTextError("No article text found in that page: it may be a front page, a login wall or mostly script.")
     return _finish(
-        doc.text,
-        doc.title,
+        text,
+        getattr(doc, "title", None),
         settings,
         url=url,
-        byline=doc.author or None,
-        published=doc.date or None,
+        byline=getattr(doc, "author", None) or None,
+        published=getattr(doc, "date", None) or None,
         source=source,
     )
 
@@ -203,13 +215,29 @@ def from_file(path: Path, settings: Settings, title: str | None = None) -> Extra
 # --- URLs ----------------------------------------------------------------------------------------
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo, NAT64, IPv4-compatible), if any."""
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if ip.teredo:
+        return ip.teredo[1]
+    if ip in _NAT64 or (int(ip) >> 32 == 0 and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def check_address(address: str) -> None:
     """Refuse addresses inside the host's own networks: loopback, private, link-local, metadata and so on."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    if not ip.is_global or ip.is_multicast:
-        raise BlockedAddressError(f"Refusing to fetch from {ip}: it is a private, loopback or reserved address.")
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
+    inner = _embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
+    for candidate in (ip, inner):
+        if candidate is not None and (not candidate.is_global or candidate.is_multicast):
+            raise BlockedAddressError(f"Refusing to fetch from {ip}: it is a private, loopback or reserved address.")
 
 
 def resolve(host: str, port: int, allow_private: bool) -> str:
@@ -228,6 +256,8 @@ def resolve(host: str, port: int, allow_private: bool) -> str:
 def fetch_url(url: str, settings: Settings) -> tuple[str, str, bytes, str | None]:
     """Fetch a page, following redirects by hand so every hop is checked; return final URL, type, body, charset."""
     current = url.strip()
+    if "://" not in current:
+        current = "https://" + current
     with httpx.Client(timeout=settings.fetch_timeout, follow_redirects=False, trust_env=False) as client:
         for _ in range(settings.max_redirects + 1):
             parts = urlsplit(current)

@@ -38,14 +38,14 @@ class VectorIndex:
         self.meta_path = self.path.with_suffix(".json")
         self.dimension = dimension
         self.version = -1
-        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self._index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
 
     @property
     def size(self) -> int:
         return int(self._index.ntotal)
 
     def ids(self) -> np.ndarray:
-        return np.sort(faiss.vector_to_array(self._index.id_map).astype(np.int64))
+        return np.sort(faiss.vector_to_array(self._index.id_map).astype(np.int64))  # type: ignore[attr-defined]
 
     def load(self, expected_version: int, expected_ids: np.ndarray) -> bool:
         """Load the saved index if it matches the database exactly; return False when it must be rebuilt."""
@@ -73,7 +73,7 @@ class VectorIndex:
 
     def remove(self, ids: list[int]) -> None:
         if ids:
-            self._index.remove_ids(np.asarray(ids, dtype=np.int64))
+            self._index.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         if self.size == 0 or k <= 0:

@@ -153,8 +153,7 @@ class Articles(commands.Cog):
         """List this server's articles, newest first."""
         view = ArticlesView(self.bot.engine, checks.guild_collection(interaction), self.bot.settings.articles_per_page)
         embed = await view.load(0)
-        if view.pages == 1:
-            view.stop()
+        if view.pages == 1:  # nothing to page through: no buttons
             await interaction.response.send_message(embed=embed, ephemeral=True)
             return
         view.origin = interaction

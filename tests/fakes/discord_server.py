@@ -242,6 +242,7 @@ class FakeDiscord:
         self.messages: dict[str, Payload] = {}
         self.interactions: dict[str, FakeInteraction] = {}
         self.attachments: dict[str, tuple[bytes, str]] = {}
+        self.dm_channels: dict[str, Payload] = {}  # channel id -> DM channel with one user
 
         self.identifies: list[Payload] = []
         self.resumes: list[Payload] = []
@@ -507,6 +508,21 @@ class FakeDiscord:
         await self.dispatch("MESSAGE_CREATE", sent)
         return sent
 
+    async def send_direct_message(self, content: str, *, author: Payload | None = None) -> Payload:
+        """Dispatch MESSAGE_CREATE in a DM between ``author`` (default :attr:`member`'s user) and the bot.
+
+        DMs carry no guild and, like on Discord, their content is never blanked.
+        """
+        user = author or self.member["user"]
+        channel = next((c for c in self.dm_channels.values() if c["recipients"][0]["id"] == user["id"]), None)
+        if channel is None:
+            channel = {"id": new_id(), "type": 1, "recipients": [user], "last_message_id": None}
+            self.dm_channels[channel["id"]] = channel
+        msg = self._new_message(channel["id"], {"content": content}, author=user)
+        self.messages[msg["id"]] = msg
+        await self.dispatch("MESSAGE_CREATE", msg)
+        return msg
+
     # ----------------------------------------------------------------- payload helpers
 
     def _where(self, channel_id: int | str | None, user_id: int | str | None) -> tuple[Payload, Payload, Payload]:
@@ -576,7 +592,7 @@ class FakeDiscord:
         member = self.find_member(guild, user_id)
         return {**member["user"], "member": _without_user(member)} if member else make_user(id=user_id)
 
-    def _add_reference(self, msg: Payload, message_id: str, guild_id: str) -> None:
+    def _add_reference(self, msg: Payload, message_id: str, guild_id: str | None) -> None:
         msg["type"] = 19  # reply
         ref = {"type": 0, "message_id": message_id, "channel_id": msg["channel_id"], "guild_id": guild_id}
         msg["message_reference"] = ref
@@ -812,16 +828,18 @@ class FakeDiscord:
 
     async def _get_channel(self, _rec: RecordedRequest, cid: str) -> web.StreamResponse:
         found = self.find_channel(cid)
+        if found is None and cid in self.dm_channels:
+            return _json(self.dm_channels[cid])
         return _json(found[1]) if found else _error(404, "Unknown Channel", 10003)
 
     async def _post_message(self, rec: RecordedRequest, cid: str) -> web.StreamResponse:
         found = self.find_channel(cid)
-        if found is None:
+        if found is None and cid not in self.dm_channels:
             return _error(404, "Unknown Channel", 10003)
         body = rec.json or {}
         msg = self._new_message(cid, body, rec.files)
         if (ref := body.get("message_reference")) is not None:
-            self._add_reference(msg, str(ref["message_id"]), found[0]["id"])
+            self._add_reference(msg, str(ref["message_id"]), found[0]["id"] if found else None)
         return _json(await self._store_bot_message(msg))
 
     async def _channel_message(self, rec: RecordedRequest, cid: str, mid: str) -> web.StreamResponse:
@@ -836,7 +854,8 @@ class FakeDiscord:
         return _json(msg)
 
     async def _typing(self, _rec: RecordedRequest, cid: str) -> web.StreamResponse:
-        return _no_content() if self.find_channel(cid) else _error(404, "Unknown Channel", 10003)
+        known = self.find_channel(cid) or cid in self.dm_channels
+        return _no_content() if known else _error(404, "Unknown Channel", 10003)
 
     async def _get_attachment(self, _rec: RecordedRequest, name: str) -> web.StreamResponse:
         if name not in self.attachments:

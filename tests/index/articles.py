@@ -110,3 +110,72 @@ Shelves in several supermarkets were half empty by Tuesday morning, shoppers rep
 """
 
 ALL_ARTICLES = [PHONE_CALL, FERRY_FIRE, LIBRARY_HOURS, STADIUM_VOTE, BAKERY_STRIKE]
+
+# An original news page, with the usual furniture around the story.
+NEWS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Ferry operator fined after engine fire on Lake Varrow crossing | The Northshore Courier</title>
+  <meta property="og:title" content="Ferry operator fined after engine fire on Lake Varrow crossing">
+  <meta name="author" content="Imogen Castellanos">
+  <meta property="article:published_time" content="2024-03-14T09:30:00Z">
+  <meta property="og:site_name" content="The Northshore Courier">
+</head>
+<body>
+  <div id="cookie-banner" class="cookie-consent">
+    <p>We use cookies to improve your experience. By continuing to browse you accept our cookie policy.</p>
+    <button>Accept all cookies</button>
+  </div>
+  <header>
+    <nav class="main-nav">
+      <ul>
+        <li><a href="/">Home</a></li><li><a href="/local">Local</a></li><li><a href="/business">Business</a></li>
+        <li><a href="/sport">Sport</a></li><li><a href="/weather">Weather</a></li>
+        <li><a href="/subscribe">Subscribe to the Courier</a></li>
+      </ul>
+    </nav>
+  </header>
+  <main>
+    <article>
+      <h1>Ferry operator fined after engine fire on Lake Varrow crossing</h1>
+      <p class="byline">By <span class="author">Imogen Castellanos</span></p>
+      <time datetime="2024-03-14">March 14, 2024</time>
+      <figure>
+        <img src="/img/ferry.jpg" alt="The ferry at its berth">
+        <figcaption>The Varrow Queen at her berth in Eastmoor harbour, two days after the fire.
+        Photo: Tobias Lindqvist</figcaption>
+      </figure>
+      <p>The company that runs the Lake Varrow ferry has been fined £85,000 after an engine-room fire forced
+      the evacuation of 212 passengers during a crossing last August, a maritime tribunal ruled on Wednesday.</p>
+      <p>The tribunal found that Varrow Crossings Ltd had postponed a scheduled inspection of the vessel's fuel
+      lines three times in the months before the fire, citing a shortage of qualified engineers.</p>
+      <p>“Passengers were put at risk by decisions that were made in an office, not on the water,” said the
+      tribunal's chair, Judge Harriet Mbeki-Sorensen, in her written decision.</p>
+      <p>Nobody was seriously injured in the fire, which broke out twenty minutes after the ferry left Eastmoor.
+      Crew members used extinguishers to contain the blaze while a second vessel took passengers to shore.</p>
+      <aside class="donate">
+        <h3>Support independent local journalism</h3>
+        <p>Our reporting relies on readers like you. Donate today from just £3 a month and help keep the
+        Courier free for everyone.</p>
+      </aside>
+      <p>In a statement, the company's managing director, Ewan Fairbairn, said the firm accepted the ruling and
+      had since hired four additional engineers and replaced the fuel lines on all three of its vessels.</p>
+      <p>The fine will be paid in instalments over two years, the tribunal said.</p>
+    </article>
+    <section class="related">
+      <h2>Related stories</h2>
+      <ul>
+        <li><a href="/local/harbour-dredging">Harbour dredging delayed again amid funding row</a></li>
+        <li><a href="/local/new-ferry-timetable">New ferry timetable announced for summer season</a></li>
+        <li><a href="/business/tourism-figures">Tourism figures rise for third year running</a></li>
+      </ul>
+    </section>
+  </main>
+  <footer>
+    <p>© 2024 The Northshore Courier. All rights reserved.</p>
+    <p><a href="/privacy">Privacy policy</a> | <a href="/terms">Terms of use</a> | <a href="/contact">Contact us</a></p>
+  </footer>
+</body>
+</html>
+"""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from index.chunking import chunk_sentences, fit_sentences, split_sentences
 from index.embedding import SentenceTransformerEmbedder
 from index.models import Chunk, Span
+from index.service import Engine
 
 
 def count_words(texts: Sequence[str]) -> list[int]:
@@ -83,7 +85,7 @@ def test_sentence_spans_cover_every_non_space_character_exactly_once(text: str) 
 @given(text=ANY_TEXT)
 def test_sentence_spans_are_in_text_order(text: str) -> None:
     spans = split_sentences(text)
-    for before, after in zip(spans, spans[1:], strict=False):
+    for before, after in itertools.pairwise(spans):
         assert before.end <= after.start
 
 
@@ -154,7 +156,7 @@ def test_chunks_never_exceed_the_token_limit(text: str, max_tokens: int, overlap
 def test_overlap_always_moves_forward(text: str, max_tokens: int, overlap: int) -> None:
     chunks = chunk(text, max_tokens, overlap)[1]
     assert len(chunks) <= max(1, len(text.split()))
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         assert after.start > before.start
         assert after.end > before.end
 
@@ -163,7 +165,7 @@ def test_overlap_always_moves_forward(text: str, max_tokens: int, overlap: int) 
 @given(text=ANY_TEXT, max_tokens=LIMITS)
 def test_without_overlap_chunks_do_not_share_text(text: str, max_tokens: int) -> None:
     chunks = chunk(text, max_tokens, 0)[1]
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         assert before.end <= after.start
 
 
@@ -172,7 +174,7 @@ def test_overlap_repeats_whole_trailing_sentences() -> None:
     spans, chunks = chunk(text, max_tokens=20, overlap=8)
     sentence_starts = {s.start for s in spans}
     assert len(chunks) > 1
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         assert after.start < before.end, "consecutive chunks should overlap"
         assert after.start in sentence_starts, "the overlap should begin at a sentence start"
 
@@ -247,3 +249,10 @@ def test_every_chunk_of_a_long_article_fits_the_real_model(
     counts = real_embedder.count_tokens([c.text for c in chunks])
     assert max(counts) <= limit <= real_embedder.max_tokens
     assert all(any(c.start <= s.start and s.end <= c.end for c in chunks) for s in spans)
+
+
+def test_every_chunk_the_engine_stores_fits_the_real_model(real_engine: Engine) -> None:
+    article = real_engine.add_text("\n\n".join(LONG_ARTICLE_PARAGRAPHS[:10])).article
+    counts = real_engine.embedder.count_tokens(real_engine.store.chunk_texts("default")[1])
+    assert len(counts) == article.chunks > 1
+    assert max(counts) <= real_engine.embedder.max_tokens

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -30,75 +27,8 @@ from index.sources import (
     markdown_to_text,
     text_fingerprint,
 )
-
-# An original news page, with the usual furniture around the story.
-NEWS_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Ferry operator fined after engine fire on Lake Varrow crossing | The Northshore Courier</title>
-  <meta property="og:title" content="Ferry operator fined after engine fire on Lake Varrow crossing">
-  <meta name="author" content="Imogen Castellanos">
-  <meta property="article:published_time" content="2024-03-14T09:30:00Z">
-  <meta property="og:site_name" content="The Northshore Courier">
-</head>
-<body>
-  <div id="cookie-banner" class="cookie-consent">
-    <p>We use cookies to improve your experience. By continuing to browse you accept our cookie policy.</p>
-    <button>Accept all cookies</button>
-  </div>
-  <header>
-    <nav class="main-nav">
-      <ul>
-        <li><a href="/">Home</a></li><li><a href="/local">Local</a></li><li><a href="/business">Business</a></li>
-        <li><a href="/sport">Sport</a></li><li><a href="/weather">Weather</a></li>
-        <li><a href="/subscribe">Subscribe to the Courier</a></li>
-      </ul>
-    </nav>
-  </header>
-  <main>
-    <article>
-      <h1>Ferry operator fined after engine fire on Lake Varrow crossing</h1>
-      <p class="byline">By <span class="author">Imogen Castellanos</span></p>
-      <time datetime="2024-03-14">March 14, 2024</time>
-      <figure>
-        <img src="/img/ferry.jpg" alt="The ferry at its berth">
-        <figcaption>The Varrow Queen at her berth in Eastmoor harbour, two days after the fire.
-        Photo: Tobias Lindqvist</figcaption>
-      </figure>
-      <p>The company that runs the Lake Varrow ferry has been fined £85,000 after an engine-room fire forced
-      the evacuation of 212 passengers during a crossing last August, a maritime tribunal ruled on Wednesday.</p>
-      <p>The tribunal found that Varrow Crossings Ltd had postponed a scheduled inspection of the vessel's fuel
-      lines three times in the months before the fire, citing a shortage of qualified engineers.</p>
-      <p>“Passengers were put at risk by decisions that were made in an office, not on the water,” said the
-      tribunal's chair, Judge Harriet Mbeki-Sorensen, in her written decision.</p>
-      <p>Nobody was seriously injured in the fire, which broke out twenty minutes after the ferry left Eastmoor.
-      Crew members used extinguishers to contain the blaze while a second vessel took passengers to shore.</p>
-      <aside class="donate">
-        <h3>Support independent local journalism</h3>
-        <p>Our reporting relies on readers like you. Donate today from just £3 a month and help keep the
-        Courier free for everyone.</p>
-      </aside>
-      <p>In a statement, the company's managing director, Ewan Fairbairn, said the firm accepted the ruling and
-      had since hired four additional engineers and replaced the fuel lines on all three of its vessels.</p>
-      <p>The fine will be paid in instalments over two years, the tribunal said.</p>
-    </article>
-    <section class="related">
-      <h2>Related stories</h2>
-      <ul>
-        <li><a href="/local/harbour-dredging">Harbour dredging delayed again amid funding row</a></li>
-        <li><a href="/local/new-ferry-timetable">New ferry timetable announced for summer season</a></li>
-        <li><a href="/business/tourism-figures">Tourism figures rise for third year running</a></li>
-      </ul>
-    </section>
-  </main>
-  <footer>
-    <p>© 2024 The Northshore Courier. All rights reserved.</p>
-    <p><a href="/privacy">Privacy policy</a> | <a href="/terms">Terms of use</a> | <a href="/contact">Contact us</a></p>
-  </footer>
-</body>
-</html>
-"""
+from tests.index.articles import NEWS_PAGE
+from tests.index.local_server import LocalServer, redirect, respond, stream_without_length
 
 ARTICLE_SENTENCES = [
     "has been fined £85,000 after an engine-room fire forced the evacuation of 212 passengers",
@@ -126,106 +56,6 @@ PLAIN_ARTICLE = (
     "the council announced on Friday.\n\n"
     "The change follows a survey in which most respondents asked for weekend opening."
 )
-
-
-# --- a local HTTP server -------------------------------------------------------------------------
-
-Route = Callable[[BaseHTTPRequestHandler], None]
-
-
-@dataclass
-class LocalServer:
-    """A real HTTP server on 127.0.0.1 with a table of paths; records which paths were requested."""
-
-    base: str
-    routes: dict[str, Route] = field(default_factory=dict)
-    hits: list[str] = field(default_factory=list)
-    release: threading.Event = field(default_factory=threading.Event)
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-
-def respond(body: bytes | str, content_type: str = "text/html; charset=utf-8", status: int = 200) -> Route:
-    data = body.encode() if isinstance(body, str) else body
-
-    def handle(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-
-    return handle
-
-
-def redirect(location: str, status: int = 302) -> Route:
-    def handle(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(status)
-        handler.send_header("Location", location)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-
-    return handle
-
-
-def stream_without_length(total: int) -> Route:
-    """Send ``total`` bytes of HTML with no Content-Length, ending the body by closing the connection."""
-
-    def handle(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/html")
-        handler.end_headers()
-        piece = b"<p>" + b"x" * 1017 + b"</p>\n"
-        for _ in range(total // len(piece) + 1):
-            handler.wfile.write(piece)
-
-    return handle
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:
-        state = self.server.state
-        state.hits.append(self.path)
-        route = state.routes.get(self.path)
-        if route is None:
-            respond("<h1>Not found</h1>", status=404)(self)
-            return
-        try:
-            route(self)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up on purpose
-            pass
-
-    def log_message(self, format: str, *args: object) -> None:  # keep the test output clean
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    state: LocalServer
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass
-
-
-@pytest.fixture
-def server() -> Iterator[LocalServer]:
-    httpd = _Server(("127.0.0.1", 0), _Handler)
-    httpd.state = LocalServer(base=f"http://127.0.0.1:{httpd.server_address[1]}")
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield httpd.state
-    httpd.state.release.set()
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture
-def open_settings(settings: Settings) -> Settings:
-    """Settings that let the tests fetch from their own server on 127.0.0.1."""
-    return settings.model_copy(update={"allow_private_hosts": True, "fetch_timeout": 5.0})
 
 
 # --- cleaning ------------------------------------------------------------------------------------
@@ -265,11 +95,6 @@ def test_clean_text_keeps_one_line_per_finished_sentence_paragraph() -> None:
     assert clean_text(text) == text
 
 
-@pytest.mark.xfail(
-    reason="bug in index/sources.py _is_wrapped: a heading line followed by one paragraph line is taken for "
-    "hard-wrapped prose and joined into the first sentence",
-    strict=True,
-)
 def test_a_pasted_headline_on_its_own_line_does_not_merge_into_the_first_sentence(settings: Settings) -> None:
     article = from_text("Phone call row deepens\nThe minister said on Monday that the call took place.", settings)
     assert article.title == "Phone call row deepens"
@@ -339,19 +164,10 @@ def test_markdown_markup_is_stripped(markdown: str, text: str) -> None:
     assert markdown_to_text(markdown) == text
 
 
-@pytest.mark.xfail(
-    reason="bug in index/sources.py _MD_EMPHASIS: underscores and asterisks inside words are taken for emphasis",
-    strict=True,
-)
 def test_markdown_keeps_underscores_inside_words() -> None:
     assert markdown_to_text("Set max_download_bytes to 2*3*4 bytes.") == "Set max_download_bytes to 2*3*4 bytes."
 
 
-@pytest.mark.xfail(
-    reason="bug in index/sources.py _MD_HEADING/_MD_QUOTE: ^\\s{0,3} also matches the blank line before the "
-    "marker, so the heading or quote is glued to the paragraph above",
-    strict=True,
-)
 def test_markdown_subheading_stays_out_of_the_title(settings: Settings) -> None:
     text = "# Council budget\n\n## Libraries spared\n\nThe council voted on Tuesday to keep all nine libraries open."
     assert from_text(text, settings, source="markdown").title == "Council budget"
@@ -564,11 +380,6 @@ def test_extraction_keeps_the_paragraphs_in_order(news_article: sources.Extracte
     assert positions == sorted(positions)
 
 
-@pytest.mark.xfail(
-    reason="bug in index/sources.py from_html: trafilatura's deduplicate=True keeps a process-wide cache, so a "
-    "page extracted a few times in one process loses its paragraphs and finally yields NoTextError",
-    strict=True,
-)
 def test_the_same_page_extracts_the_same_text_every_time(settings: Settings) -> None:
     first = from_html(NEWS_PAGE, settings).text
     for _ in range(5):
@@ -672,7 +483,9 @@ def test_a_very_long_first_line_is_shortened_for_the_title(settings: Settings) -
     assert article.title.endswith("…")
 
 
-@pytest.mark.parametrize("text", ["", "   \n\n\t ", "\u200b\u200b", "Too short."], ids=["empty", "spaces", "zw", "short"])
+@pytest.mark.parametrize(
+    "text", ["", "   \n\n\t ", "\u200b\u200b", "Too short."], ids=["empty", "spaces", "zw", "short"]
+)
 def test_text_with_nothing_to_index_is_refused(settings: Settings, text: str) -> None:
     with pytest.raises(NoTextError, match="No article text"):
         from_text(text, settings)

@@ -1,0 +1,96 @@
+"""Start-up, command sync, intents, the gateway dropping, and ``python -m bot`` refusing bad tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import discord
+import pytest
+
+from bot.client import NewsQuoteBot
+from tests.bot.conftest import StartBot
+from tests.bot.support import TOKEN, World, callback
+from tests.fakes.discord_server import MESSAGE_CONTENT_INTENT, FakeDiscord
+
+COMMANDS = {"ask", "add", "articles", "remove", "rebuild", "stats"}
+REPO = Path(__file__).resolve().parents[2]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment minus any DISCORD_/NEWSQUOTE_ settings and warning switches, with the project importable."""
+    dropped = ("DISCORD_", "NEWSQUOTE_", "PYTHONWARNINGS", "PYTHONDEVMODE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
+    return env | {"PYTHONPATH": str(REPO)} | extra
+
+
+async def test_start_up_syncs_every_command_globally(fake: FakeDiscord, bot: NewsQuoteBot) -> None:
+    assert {c["name"] for c in fake.global_commands} == COMMANDS
+    add = next(c for c in fake.global_commands if c["name"] == "add")
+    assert {o["name"] for o in add["options"]} == {"url", "text", "file"}
+    assert fake.guild_commands == {}
+    assert bot.user is not None
+    assert str(bot.user.id) == fake.bot_user["id"]
+
+
+async def test_development_guild_gets_the_commands_instead(world: World, start_bot: StartBot) -> None:
+    await start_bot(dev_guild_id=int(world.guild_a["id"]))
+
+    assert {c["name"] for c in world.fake.guild_commands[world.guild_a["id"]]} == COMMANDS
+    assert world.fake.global_commands == []
+
+
+@pytest.mark.parametrize("message_content", [False, True])
+async def test_message_content_intent_is_requested_only_when_configured(
+    fake: FakeDiscord, start_bot: StartBot, message_content: bool
+) -> None:
+    await start_bot(message_content=message_content)
+
+    assert bool(fake.intents & MESSAGE_CONTENT_INTENT) is message_content
+    assert fake.intents & discord.Intents(guilds=True, guild_messages=True).value
+
+
+async def test_bot_resumes_after_the_gateway_drops_and_keeps_answering(fake: FakeDiscord, bot: NewsQuoteBot) -> None:
+    await fake.drop_gateway(4000)
+    await fake.wait_until(lambda: fake.resume_count == 1, timeout=5)
+    interaction = await fake.send_interaction("stats")
+    request = await callback(fake, interaction)
+
+    assert fake.identify_count == 1
+    assert request.json["data"]["embeds"][0]["title"] == "Index statistics"
+
+
+def test_missing_token_exits_2_with_one_line(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bot"]
+    run = {"cwd": tmp_path, "env": clean_env(), "capture_output": True, "text": True, "timeout": 60}
+    done = subprocess.run(command, check=False, **run)  # type: ignore[call-overload]
+
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "DISCORD_TOKEN" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+async def test_rejected_token_exits_2_with_one_line(fake: FakeDiscord, tmp_path: Path) -> None:
+    env = clean_env(DISCORD_TOKEN="not-" + TOKEN, DISCORD_API_BASE_URL=fake.base_url)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    errors = stderr.decode()
+
+    assert process.returncode == 2
+    assert [line for line in errors.splitlines() if line] == [errors.strip()]
+    assert "rejected DISCORD_TOKEN" in errors
+    assert "Traceback" not in errors
+    assert fake.requests[-1].path == "/users/@me"
