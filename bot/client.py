@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -82,6 +83,12 @@ async def tell_privately(interaction: discord.Interaction[Any], text: str) -> No
         log.warning("Could not tell user %s: %s", interaction.user.id, text, exc_info=True)
 
 
+def _report_warm_up(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        # Questions will retry the load and each get this error's message; say it once here, loudly.
+        log.error("Could not load the embedding model: %s", error)
+
+
 class NewsQuoteTree(app_commands.CommandTree["NewsQuoteBot"]):
     """The command tree, with the bot's single error handler."""
 
@@ -120,9 +127,12 @@ class NewsQuoteBot(commands.Bot):
         await super().login(token)
 
     async def setup_hook(self) -> None:
-        """Load the cogs and push the slash commands to Discord."""
+        """Load the cogs, start loading the model in a worker thread, and push the slash commands to Discord."""
         for name in EXTENSIONS:
             await self.load_extension(name)
+        # The first question should not wait seconds for the model; loading it must not block the gateway either.
+        self._warm_up = asyncio.create_task(asyncio.to_thread(lambda: self.engine.embedder), name="load-model")
+        self._warm_up.add_done_callback(_report_warm_up)
         if self.settings.sync_commands:
             await self.sync_commands()
 

@@ -31,8 +31,8 @@ class BotSettings(BaseSettings):
         description="Request the privileged Message Content intent, to answer replies that do not mention the bot.",
     )
     excerpts: int = Field(default=3, ge=1, le=10, description="Excerpts quoted per answer.")
-    ask_cooldown_seconds: float = Field(default=10.0, ge=0, description="Per-user pause between questions.")
-    add_cooldown_seconds: float = Field(default=30.0, ge=0, description="Per-user pause between /add commands.")
+    ask_cooldown_seconds: float = Field(default=5.0, ge=0, description="Per-user pause between questions.")
+    add_cooldown_seconds: float = Field(default=15.0, ge=0, description="Per-user pause between /add commands.")
     articles_per_page: int = Field(
         default=10, ge=1, le=MAX_ARTICLES_PER_PAGE, description="Articles on a page of /articles."
     )

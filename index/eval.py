@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from index.lexical import LexicalIndex, tokenize
 from index.service import Engine
 from index.settings import Settings
 
@@ -28,7 +31,9 @@ def load_squad(path: Path) -> list[dict[str, Any]]:
     return list(data["data"])
 
 
-def evaluate(engine: Engine, articles: list[dict[str, Any]], limit: int | None = None) -> dict[str, float]:
+def evaluate(
+    engine: Engine, articles: list[dict[str, Any]], limit: int | None = None, with_baselines: bool = False
+) -> dict[str, float]:
     started = time.perf_counter()
     ids: list[int] = []
     for entry in articles:
@@ -66,6 +71,7 @@ def evaluate(engine: Engine, articles: list[dict[str, Any]], limit: int | None =
             shown += 1
     n = len(questions)
     latencies.sort()
+    extra = baselines(engine, ids, texts, questions) if with_baselines else {}
     return {
         "articles": len(ids),
         "questions": n,
@@ -79,6 +85,39 @@ def evaluate(engine: Engine, articles: list[dict[str, Any]], limit: int | None =
         "ingest_chunks_per_s": chunks / ingest_seconds,
         "ask_p50_ms": statistics.median(latencies),
         "ask_p95_ms": latencies[min(n - 1, round(0.95 * (n - 1)))],
+    } | extra
+
+
+def baselines(
+    engine: Engine, ids: list[int], texts: dict[int, str], questions: list[tuple[int, str, list[str]]]
+) -> dict[str, float]:
+    """Score plain single-sentence rankings on the same collection, for comparison: by the model's cosine, by BM25,
+    and both fused by reciprocal rank."""
+    sentences = [(a, s) for a in ids for s in engine.store.sentences(a, 0, len(texts[a]))]
+    matrix = np.vstack([s.vector for _, s in sentences])
+    lexical = LexicalIndex.from_texts(range(len(sentences)), [texts[a][s.start : s.end] for a, s in sentences])
+    vectors = engine.embedder.encode([q for _, q, _ in questions])
+    hits: dict[str, list[tuple[bool, bool]]] = {"dense": [], "bm25": [], "rrf": []}
+    for (_, question, golds), vector in zip(questions, vectors, strict=True):
+        dense = [int(i) for i in np.argsort(-(matrix @ vector))[:100]]
+        bm25 = [i for i, _ in lexical.search(tokenize(question), 100)]
+        fused: dict[int, float] = {}
+        for ranking in (dense, bm25):
+            for rank, i in enumerate(ranking):
+                fused[i] = fused.get(i, 0.0) + 1 / (60 + rank + 1)
+        rrf = sorted(fused, key=fused.__getitem__, reverse=True)
+        folded = [g.casefold() for g in golds]
+        for name, ranking in (("dense", dense), ("bm25", bm25), ("rrf", rrf)):
+            found = [
+                any(g in texts[sentences[i][0]][sentences[i][1].start : sentences[i][1].end].casefold() for g in folded)
+                for i in ranking[:3]
+            ]
+            hits[name].append((bool(found[:1] and found[0]), any(found)))
+    n = len(questions)
+    return {
+        f"baseline_{name}_{k}": sum(h[pos] for h in rows) / n
+        for name, rows in hits.items()
+        for pos, k in ((0, "hit@1"), (1, "hit@3"))
     }
 
 
@@ -90,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         "--data-dir", type=Path, help="keep the evaluation's database here (default: a temporary directory)"
     )
     parser.add_argument("--limit", type=int, help="ask only the first N questions")
+    parser.add_argument(
+        "--baselines", action="store_true", help="also score single sentences ranked by cosine, BM25 and their fusion"
+    )
     args = parser.parse_args(argv)
     try:
         articles = load_squad(args.file)
@@ -100,13 +142,15 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(data_dir=args.data_dir or Path(scratch))
         engine = Engine(settings)
         try:
-            figures = evaluate(engine, articles, args.limit)
+            figures = evaluate(engine, articles, args.limit, args.baselines)
         finally:
             engine.close()
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
-        shares = {"excerpt_hit@1", "excerpt_hit@3", "article_hit@1", "verbatim_share"}
+        shares = {"excerpt_hit@1", "excerpt_hit@3", "article_hit@1", "verbatim_share"} | {
+            key for key in figures if key.startswith("baseline_")
+        }
         for key, value in figures.items():
             shown = (
                 f"{value:.1%}"
