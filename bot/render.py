@@ -12,6 +12,7 @@ from typing import Any
 import discord
 
 from bot.settings import MAX_ARTICLES_PER_PAGE
+from index.chunking import trim_span
 from index.models import AddResult, Answer, Article, Excerpt, RebuildResult, Stats
 
 CONTENT_LIMIT = 2000
@@ -180,21 +181,14 @@ def split_text(text: str, fits: Callable[[int, int], bool]) -> list[Span]:
     return parts
 
 
-def _trimmed(text: str, a: int, b: int) -> Span:
-    while a < b and text[a].isspace():
-        a += 1
-    while b > a and text[b - 1].isspace():
-        b -= 1
-    return a, b
-
-
 def excerpt_embeds(excerpt: Excerpt, limit: int = DESCRIPTION_LIMIT) -> list[discord.Embed]:
     """Render one excerpt as an embed, or several when its quote is longer than ``limit`` characters."""
     text = excerpt.text
     focus = (excerpt.focus_start - excerpt.start, excerpt.focus_end - excerpt.start)
 
     def render(a: int, b: int) -> str:
-        a, b = _trimmed(text, a, b)
+        span = trim_span(text, a, b)
+        a, b = span.start, span.end
         return quote(text[a:b], (focus[0] - a, focus[1] - a))
 
     parts = split_text(text, lambda a, b: len(render(a, b)) <= limit)

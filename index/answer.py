@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,9 +27,6 @@ class Weights:
     heading: float = 0.2
     # The question asks who / when / how many, and the window names no one / no date / no number.
     missing_answer_type: float = 0.1
-    # Weigh question words also by how rare they are among the candidate sentences: words of the story's
-    # topic appear everywhere in it and say little about which sentence answers.
-    local_idf: float = 0.0
     max_chars: int = 400
 
 
@@ -154,7 +150,6 @@ def candidates(
     found: list[Candidate] = []
     for group in groups:
         sents = group.sentences
-        weighted = _local_weights(question, sents, weights.local_idf)
         for i, first in enumerate(sents):
             tokens: frozenset[str] = frozenset()
             for j in range(i, min(i + MAX_WINDOW, len(sents))):
@@ -167,7 +162,7 @@ def candidates(
                 window = sents[i : j + 1]
                 best = max(window, key=lambda s: s.dense)
                 dense = best.dense
-                lexical = coverage(weighted, tokens)
+                lexical = coverage(question, tokens)
                 prior = max(s.prior for s in window)
                 relevance = weights.dense * dense + weights.lexical * lexical
                 penalty = weights.extra_sentence * (j - i)
@@ -179,18 +174,6 @@ def candidates(
                 found.append(Candidate(group.article_id, first.start, last.end, score, relevance, best.start, best.end))
     found.sort(key=lambda c: c.score, reverse=True)
     return found
-
-
-def _local_weights(question: dict[str, float], sentences: Sequence[Sentence], power: float) -> dict[str, float]:
-    """Scale each word's weight by its rarity among the article's candidate sentences."""
-    if not power or len(sentences) < 2:
-        return question
-    n = len(sentences)
-    return {
-        t: w * math.log(1 + (n - df + 0.5) / (df + 0.5)) ** power
-        for t, w in question.items()
-        for df in [sum(t in s.tokens for s in sentences)]
-    }
 
 
 def pick(found: Sequence[Candidate], k: int) -> list[Candidate]:

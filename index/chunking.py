@@ -38,15 +38,16 @@ def split_sentences(text: str) -> list[Span]:
             if found < 0:  # pysbd changed the text; keep the rest of the line whole rather than lose it
                 break
             if found > cursor and text[cursor:found].strip():
-                spans.append(_trimmed(text, cursor, found))
+                spans.append(trim_span(text, cursor, found))
             spans.append(Span(found, found + len(piece)))
             cursor = found + len(piece)
         if text[cursor:end].strip():
-            spans.append(_trimmed(text, cursor, end))
+            spans.append(trim_span(text, cursor, end))
     return spans
 
 
-def _trimmed(text: str, start: int, end: int) -> Span:
+def trim_span(text: str, start: int, end: int) -> Span:
+    """Narrow ``[start, end)`` to exclude leading and trailing whitespace."""
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
