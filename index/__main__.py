@@ -134,7 +134,7 @@ def render_answer(answer: Answer) -> str:
     if not answer.answered:
         lines.append("Nothing in the indexed articles answers this. Closest passages (weak matches):")
     for n, r in enumerate(answer.results, 1):
-        where = f"{r.position:.0%} into the article"
+        where = f"{r.position:.0%} into the article" + (", weak match" if r.weak else "")
         lines.append(
             f"\n[{n}] {r.title}"
             + (f" <{r.url}>" if r.url else "")
