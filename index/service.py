@@ -217,7 +217,7 @@ class Engine:
             raise EmptyQuestionError()
         if len(question) > MAX_QUESTION_CHARS:
             raise QuestionTooLongError(MAX_QUESTION_CHARS)
-        if not self.store.counts(collection)[0]:
+        if not self.store.has_articles(collection):
             raise EmptyCollectionError(collection)
         self._check_model(collection)
         k = max(1, min(k, 10))
@@ -228,7 +228,7 @@ class Engine:
             dense = loaded.vectors.search(query, DENSE_CANDIDATES)
             lexical = loaded.lexical.search(query_tokens, LEXICAL_CANDIDATES)
         fused = _fuse([dense, lexical])[: max(CHUNKS_TO_READ, k * 2)]
-        groups = self._sentences(collection, fused, query, loaded.lexical)
+        groups = self._sentences(collection, fused, query)
         found = answer.candidates(
             groups, query_tokens, loaded.lexical.idf, self.weights, answer.expected_trait(question)
         )
@@ -248,8 +248,9 @@ class Engine:
         return Answer(question, collection, answered, results)
 
     def _sentences(
-        self, collection: str, fused: list[tuple[int, float]], query: np.ndarray, lexical: LexicalIndex
+        self, collection: str, fused: list[tuple[int, float]], query: np.ndarray
     ) -> list[answer.ArticleSentences]:
+        """Gather the sentences of the retrieved chunks, by article, with their cosine to the question and traits."""
         rows = self.store.chunks(collection, [cid for cid, _ in fused])
         top = fused[0][1] if fused else 1.0
         groups: dict[int, answer.ArticleSentences] = {}

@@ -252,6 +252,9 @@ class Store:
             self._bump(db, collection)
         return article, chunk_ids
 
+    def has_articles(self, collection: str) -> bool:
+        return bool(self._query("SELECT 1 FROM articles WHERE collection = ? LIMIT 1", (collection,)))
+
     def counts(self, collection: str) -> tuple[int, int, int]:
         """Return the numbers of articles, chunks and sentences in a collection."""
         row = self._query(
