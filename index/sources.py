@@ -147,7 +147,7 @@ def from_html(html: str | bytes, settings: Settings, url: str | None = None, sou
     if not text.strip():
         raise NoTextError("No article text found in that page: it may be a front page, a login wall or mostly script.")
     return _finish(
-        text,
+        text.replace("\n", "\n\n"),  # trafilatura puts one paragraph on each line: never rejoin them
         getattr(doc, "title", None),
         settings,
         url=url,
