@@ -121,6 +121,24 @@ def baselines(
     }
 
 
+def abstention(engine: Engine, articles: list[dict[str, Any]]) -> dict[str, float]:
+    """Check the "nothing answers this" threshold: index the first half of the articles only, then ask every
+    question; those about the second half have no answer in the collection."""
+    half = len(articles) // 2
+    for entry in articles[:half]:
+        text = "\n\n".join(p["context"] for p in entry["paragraphs"])
+        engine.add_text(text, COLLECTION + "-half", title=entry.get("title", "").replace("_", " ") or None)
+    answered: dict[bool, list[bool]] = {True: [], False: []}
+    for n, entry in enumerate(articles):
+        for p in entry["paragraphs"]:
+            for qa in p["qas"]:
+                answered[n < half].append(engine.ask(qa["question"], COLLECTION + "-half", k=1).answered)
+    return {
+        "answerable_reported_unanswered": 1 - statistics.fmean(answered[True]),
+        "unanswerable_reported_answered": statistics.fmean(answered[False]),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m index.eval", description=__doc__.splitlines()[0])
     parser.add_argument("file", type=Path, help="a SQuAD v1.1 JSON file")
@@ -131,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="ask only the first N questions")
     parser.add_argument(
         "--baselines", action="store_true", help="also score single sentences ranked by cosine, BM25 and their fusion"
+    )
+    parser.add_argument(
+        "--abstention",
+        action="store_true",
+        help="also measure the no-answer threshold: index half the articles, ask about all of them",
     )
     args = parser.parse_args(argv)
     try:
@@ -143,13 +166,15 @@ def main(argv: list[str] | None = None) -> int:
         engine = Engine(settings)
         try:
             figures = evaluate(engine, articles, args.limit, args.baselines)
+            if args.abstention:
+                figures |= abstention(engine, articles)
         finally:
             engine.close()
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
         shares = {"excerpt_hit@1", "excerpt_hit@3", "article_hit@1", "verbatim_share"} | {
-            key for key in figures if key.startswith("baseline_")
+            key for key in figures if key.startswith(("baseline_", "answerable_", "unanswerable_"))
         }
         for key, value in figures.items():
             shown = (
@@ -161,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 if isinstance(value, float)
                 else f"{value:,}"
             )
-            print(f"{key:<22}{shown}")
+            print(f"{key:<32}{shown}")
     return 0
 
 
