@@ -66,9 +66,10 @@ class EmptyCollectionError(UserInputError):
 class ModelMismatchError(NewsQuoteError):
     def __init__(self, collection: str, stored: str, configured: str) -> None:
         super().__init__(
-            f"Collection '{collection}' was embedded with model '{stored}' but '{configured}' is configured: "
-            "run `rebuild` to re-embed it."
+            f"These articles were embedded with model '{stored}' but '{configured}' is configured: "
+            "an admin must rebuild the index (/rebuild in Discord, `python -m index rebuild` on the command line)."
         )
+        self.collection = collection
 
 
 class ConfigError(NewsQuoteError):
