@@ -116,7 +116,7 @@ def _add(engine: Engine, args: argparse.Namespace, collection: str) -> int:
                 print(f"added #{a.id} {a.title!r}: {a.chunks} chunks, {a.chars:,} characters")
     if args.json:
         print(json.dumps(results, indent=2))
-    return 1 if failures else 0
+    return 2 if failures else 0
 
 
 def _ask(engine: Engine, args: argparse.Namespace, collection: str) -> int:

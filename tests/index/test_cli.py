@@ -151,21 +151,21 @@ def test_asking_an_empty_collection_is_one_line_error(cli_library: CliLibrary) -
 
 def test_adding_a_missing_file_is_one_line_error(tmp_path: Path) -> None:
     result = run_cli("add", str(tmp_path / "nowhere.txt"), data_dir=tmp_path / "data")
-    assert_one_line_error(result)
+    assert_one_line_error(result, exit_code=2)
     assert "nowhere.txt" in result.stderr
 
 
 def test_adding_an_unsupported_file_is_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "report.pdf").write_bytes(b"%PDF-1.7 not an article")
     result = run_cli("add", str(tmp_path / "report.pdf"), data_dir=tmp_path / "data")
-    assert_one_line_error(result)
+    assert_one_line_error(result, exit_code=2)
     assert "Unsupported file type '.pdf'" in result.stderr
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/story", "http://169.254.169.254/latest/meta-data/"])
 def test_adding_a_blocked_url_is_one_line_error(tmp_path: Path, url: str) -> None:
     result = run_cli("add", url, data_dir=tmp_path / "data")
-    assert_one_line_error(result)
+    assert_one_line_error(result, exit_code=2)
     assert "Refusing to fetch" in result.stderr
 
 
