@@ -85,9 +85,19 @@ class Admin(commands.Cog):
             interval = self.bot.settings.progress_interval_seconds
             async with ProgressReporter(lambda text: interaction.edit_original_response(content=text), interval) as on:
                 result = await asyncio.to_thread(self.bot.engine.rebuild, collection, on)
-            await interaction.edit_original_response(content=render.rebuilt(result))
+            await _announce(interaction, render.rebuilt(result))
         finally:
             self.rebuilding.discard(collection)
+
+
+async def _announce(interaction: discord.Interaction[NewsQuoteBot], text: str) -> None:
+    """Edit the command's message; past the interaction's 15 minutes Discord refuses, so post in the channel."""
+    try:
+        await interaction.edit_original_response(content=text)
+    except discord.HTTPException:
+        if not isinstance(interaction.channel, discord.abc.Messageable):
+            raise
+        await interaction.channel.send(text)
 
 
 async def setup(bot: NewsQuoteBot) -> None:

@@ -77,3 +77,26 @@ async def test_second_rebuild_of_the_same_server_is_refused_while_one_runs(
 
     assert told == "A rebuild of this server's index is already running."
     slow.close()
+
+
+async def test_a_rebuild_outlasting_the_interaction_announces_its_result_in_the_channel(
+    fake: FakeDiscord, world: World, settings: Settings, start_bot: StartBot
+) -> None:
+    gate = threading.Event()
+    embedder = SlowEmbedder()
+    slow = Engine(settings, embedder=embedder)
+    seed(slow, world)
+    embedder.gate = gate
+    await start_bot(engine=slow)
+    interaction = await fake.send_interaction("rebuild", user_id=world.bob["id"])
+    await asyncio.to_thread(embedder.waiting.wait, 5)
+    fake.expired_tokens.add(interaction.token)  # as Discord does 15 minutes after the command
+    gate.set()
+
+    post = await fake.wait_for_request(
+        "POST", rf"/channels/{world.channel_a}/messages", lambda r: "Rebuilt" in (r.json or {}).get("content", "")
+    )
+
+    assert post.json["content"].startswith("Rebuilt: 3 articles")
+    assert post.json["allowed_mentions"] == {"parse": []}
+    slow.close()

@@ -243,6 +243,8 @@ class FakeDiscord:
         self.interactions: dict[str, FakeInteraction] = {}
         self.attachments: dict[str, tuple[bytes, str]] = {}
         self.dm_channels: dict[str, Payload] = {}  # channel id -> DM channel with one user
+        # Interaction tokens that have run out (Discord's last 15 minutes): their webhooks answer 401.
+        self.expired_tokens: set[str] = set()
 
         self.identifies: list[Payload] = []
         self.resumes: list[Payload] = []
@@ -715,6 +717,8 @@ class FakeDiscord:
                 continue
             if auth and request.headers.get("Authorization") != f"Bot {self.token}":
                 return _error(401, "401: Unauthorized")
+            if match.groupdict().get("token") in self.expired_tokens:
+                return _error(401, "Invalid Webhook Token", code=50027)
             try:
                 return await handler(rec, **match.groupdict())
             except Exception as exc:  # a 5xx would make discord.py retry with sleeps
