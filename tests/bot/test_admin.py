@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -57,14 +58,23 @@ async def test_rebuild_by_an_admin_edits_progress_then_the_result(
     slow.close()
 
 
-async def test_second_rebuild_of_the_same_server_is_refused_while_one_runs(
-    fake: FakeDiscord, world: World, settings: Settings, start_bot: StartBot
-) -> None:
+@pytest.fixture
+def gated(world: World, settings: Settings) -> Iterator[tuple[Engine, SlowEmbedder, threading.Event]]:
+    """An engine seeded with three stories whose embedder then blocks until the test opens the gate."""
     gate = threading.Event()
     embedder = SlowEmbedder()
-    slow = Engine(settings, embedder=embedder)
-    seed(slow, world)
+    engine = Engine(settings, embedder=embedder)
+    seed(engine, world)
     embedder.gate = gate
+    yield engine, embedder, gate
+    gate.set()
+    engine.close()
+
+
+async def test_second_rebuild_of_the_same_server_is_refused_while_one_runs(
+    fake: FakeDiscord, world: World, start_bot: StartBot, gated: tuple[Engine, SlowEmbedder, threading.Event]
+) -> None:
+    slow, embedder, gate = gated
     await start_bot(engine=slow)
     try:
         first = await fake.send_interaction("rebuild", user_id=world.bob["id"])
@@ -76,17 +86,12 @@ async def test_second_rebuild_of_the_same_server_is_refused_while_one_runs(
     await final_edit(fake, first, "Rebuilt")
 
     assert told == "A rebuild of this server's index is already running."
-    slow.close()
 
 
 async def test_a_rebuild_outlasting_the_interaction_announces_its_result_in_the_channel(
-    fake: FakeDiscord, world: World, settings: Settings, start_bot: StartBot
+    fake: FakeDiscord, world: World, start_bot: StartBot, gated: tuple[Engine, SlowEmbedder, threading.Event]
 ) -> None:
-    gate = threading.Event()
-    embedder = SlowEmbedder()
-    slow = Engine(settings, embedder=embedder)
-    seed(slow, world)
-    embedder.gate = gate
+    slow, embedder, gate = gated
     await start_bot(engine=slow)
     interaction = await fake.send_interaction("rebuild", user_id=world.bob["id"])
     await asyncio.to_thread(embedder.waiting.wait, 5)
@@ -99,4 +104,3 @@ async def test_a_rebuild_outlasting_the_interaction_announces_its_result_in_the_
 
     assert post.json["content"].startswith("Rebuilt: 3 articles")
     assert post.json["allowed_mentions"] == {"parse": []}
-    slow.close()
