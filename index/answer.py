@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import dataclass
 
 from index.lexical import tokenize
 
@@ -104,7 +102,6 @@ class Sentence:
     tokens: frozenset[str]
     prior: float = 0.0
     traits: Traits = _NO_TRAITS
-    vector: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
