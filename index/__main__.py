@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from index.errors import NewsQuoteError, UserInputError
+from index.ids import parse_article_id
 from index.models import AddResult, Answer
 from index.service import Engine
 from index.settings import Settings
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true")
 
     remove = commands.add_parser("remove", parents=[common], help="remove an article by id")
-    remove.add_argument("article_id", type=int, metavar="ID")
+    remove.add_argument("article_id", metavar="ID", help="the article's number, as `list` shows it")
 
     commands.add_parser("rebuild", parents=[common], help="re-embed every article (after changing the model)")
     stats = commands.add_parser("stats", parents=[common], help="show counts, model and index size")
@@ -157,7 +158,7 @@ def _list(engine: Engine, args: argparse.Namespace, collection: str) -> int:
 
 
 def _remove(engine: Engine, args: argparse.Namespace, collection: str) -> int:
-    article = engine.remove(args.article_id, collection)
+    article = engine.remove(parse_article_id(args.article_id, collection), collection)
     print(f"removed #{article.id} {article.title!r} ({article.chunks} chunks)")
     return 0
 

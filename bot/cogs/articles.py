@@ -18,6 +18,7 @@ from bot import checks, render
 from bot.client import NewsQuoteBot, report_error, tell_privately
 from index import Engine
 from index.errors import TooLargeError, UnsupportedContentError, UserInputError
+from index.ids import looks_like_id, parse_article_id
 from index.models import AddResult, Article
 from index.sources import FILE_KINDS
 
@@ -40,9 +41,8 @@ def check_attachment(attachment: discord.Attachment, limit: int) -> None:
 def find_article(engine: Engine, ref: str, collection: str) -> Article:
     """Resolve what was typed or picked: an article number (``12``, ``#12``) or a title that matches one article."""
     ref = ref.strip()
-    number = ref.removeprefix("#")
-    if number.isdigit():
-        return engine.article(int(number), collection)
+    if looks_like_id(ref):
+        return engine.article(parse_article_id(ref, collection), collection)
     matches = engine.find_articles(ref, collection, limit=2)
     if len(matches) != 1:
         raise UserInputError(f"No single article matches '{render.truncate(ref, 100)}': pick one from the list.")
