@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import sys
+import threading
+from typing import NoReturn
 
 import aiohttp
 import discord
 from pydantic import ValidationError
 
-from bot.client import NewsQuoteBot
+from bot.client import MODEL_LOADER, NewsQuoteBot
 from bot.settings import BotSettings
 from index import Engine, Settings
 from index.errors import NewsQuoteError
@@ -25,6 +29,7 @@ REJECTED_TOKEN = (
     "error: Discord rejected DISCORD_TOKEN: copy a fresh token from the Developer Portal "
     "(your application > Bot > Reset Token) into the environment or .env."
 )
+TOKEN_REJECTED_CODE = 4004  # the gateway's close code for a token it refuses at IDENTIFY
 MISSING_INTENT = (
     "error: Discord refused the Message Content intent: enable it in the Developer Portal "
     "(Bot > Privileged Gateway Intents) or set DISCORD_MESSAGE_CONTENT=false."
@@ -41,10 +46,11 @@ def settings_error(exc: ValidationError, prefix: str) -> str:
 
 
 async def run(bot: NewsQuoteBot, token: str, log_level: str) -> None:
-    """Log in, then connect; logging starts after the login so a rejected token prints just one line."""
+    """Log in, then connect until stopped; logging starts after the login so a rejected token prints one line."""
     async with bot:
         await bot.login(token)
         discord.utils.setup_logging(level=logging.getLevelNamesMapping()[log_level])
+        bot.stop_on_signals(signal.SIGTERM, signal.SIGINT)
         await bot.connect()
 
 
@@ -75,15 +81,37 @@ def main() -> int:
     except discord.PrivilegedIntentsRequired:
         print(MISSING_INTENT, file=sys.stderr)
         return 2
+    except discord.ConnectionClosed as exc:
+        if exc.code == TOKEN_REJECTED_CODE:
+            print(REJECTED_TOKEN, file=sys.stderr)
+            return 2
+        reason = f" ({exc.reason})" if exc.reason else ""
+        print(f"error: Discord closed the gateway connection with code {exc.code}{reason}", file=sys.stderr)
+        return 1
     except (aiohttp.ClientError, OSError) as exc:
         print(f"error: cannot reach Discord at {bot_settings.api_base_url}: {exc}".splitlines()[0], file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        log.info("Stopped")
+    except KeyboardInterrupt:  # where signal handlers cannot be installed (Windows)
+        pass
     finally:
         engine.close()
+    log.info("Stopped")
     return 0
 
 
+def exit_now(code: int) -> NoReturn:
+    """Exit with ``code``, without waiting for a model that is still loading.
+
+    An import cannot be interrupted and nothing needs the model once the database is closed; letting the
+    interpreter tear down around a thread inside torch's import could also crash it on the way out.
+    """
+    if any(thread.name == MODEL_LOADER and thread.is_alive() for thread in threading.enumerate()):
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
+from contextlib import suppress
 from typing import Any
 
 import discord
@@ -22,6 +25,11 @@ log = logging.getLogger(__name__)
 EXTENSIONS = ("bot.cogs.ask", "bot.cogs.articles", "bot.cogs.admin")
 OUT_OF_SYNC = "This command changed since Discord last synced it: try again in a minute."
 BAD_OPTION = "I could not read one of the options you gave: check it and try again."
+RESTARTING = "I am restarting: try again in a minute."
+SHUTDOWN_GRACE_SECONDS = 5.0  # under the 10 s a container runtime waits between SIGTERM and SIGKILL
+MODEL_LOADER = "load-model"
+# Tasks discord.py starts for commands, components, modals and messages: the work a clean stop lets finish.
+WORK_TASKS = ("CommandTree-invoker", "discord-ui-", "discord.py: on_message")
 
 
 def use_endpoints(api_base_url: str, gateway_url: str) -> None:
@@ -83,10 +91,23 @@ async def tell_privately(interaction: discord.Interaction[Any], text: str) -> No
         log.warning("Could not tell user %s: %s", interaction.user.id, text, exc_info=True)
 
 
-def _report_warm_up(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and (error := task.exception()) is not None:
-        # Questions will retry the load and each get this error's message; say it once here, loudly.
-        log.error("Could not load the embedding model: %s", error)
+def load_model_in_background(engine: Engine) -> threading.Thread:
+    """Load the embedding model in a daemon thread, so the first question does not wait for it.
+
+    Not in the event loop's executor: a stop must not wait for an import that cannot be interrupted and whose
+    result nobody will use (``python -m bot`` exits without joining this thread).
+    """
+
+    def load() -> None:
+        try:
+            _ = engine.embedder
+        except Exception as error:
+            # Questions will retry the load and each get this error's message; say it once here, loudly.
+            log.error("Could not load the embedding model: %s", error)
+
+    thread = threading.Thread(target=load, name=MODEL_LOADER, daemon=True)
+    thread.start()
+    return thread
 
 
 class NewsQuoteTree(app_commands.CommandTree["NewsQuoteBot"]):
@@ -99,6 +120,14 @@ class NewsQuoteTree(app_commands.CommandTree["NewsQuoteBot"]):
         command = interaction.command.qualified_name if interaction.command else "unknown command"
         where = f"/{command} (server {interaction.guild_id}, user {interaction.user.id})"
         await tell_privately(interaction, report_error(error, where))
+
+    async def interaction_check(self, interaction: discord.Interaction[NewsQuoteBot], /) -> bool:
+        """Take no new command while stopping: say so, rather than leave the user waiting."""
+        if not interaction.client.stopping:
+            return True
+        if interaction.type is discord.InteractionType.application_command:
+            await tell_privately(interaction, RESTARTING)
+        return False
 
 
 class NewsQuoteBot(commands.Bot):
@@ -120,6 +149,8 @@ class NewsQuoteBot(commands.Bot):
             "ask": Cooldowns(settings.ask_cooldown_seconds),
             "add": Cooldowns(settings.add_cooldown_seconds),
         }
+        self.stopping = False
+        self._stop_task: asyncio.Task[None] | None = None
 
     async def login(self, token: str) -> None:
         """Log in at the configured API (and remember the configured gateway for connecting)."""
@@ -131,8 +162,7 @@ class NewsQuoteBot(commands.Bot):
         for name in EXTENSIONS:
             await self.load_extension(name)
         # The first question should not wait seconds for the model; loading it must not block the gateway either.
-        self._warm_up = asyncio.create_task(asyncio.to_thread(lambda: self.engine.embedder), name="load-model")
-        self._warm_up.add_done_callback(_report_warm_up)
+        load_model_in_background(self.engine)
         if self.settings.sync_commands:
             await self.sync_commands()
 
@@ -151,5 +181,48 @@ class NewsQuoteBot(commands.Bot):
     async def on_message(self, message: discord.Message, /) -> None:
         """Skip prefix-command processing: the ask cog's listener answers mentions."""
 
+    def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
+        """Dispatch events as usual, except messages while stopping (no new questions by mention)."""
+        if self.stopping and event_name == "message":
+            return
+        super().dispatch(event_name, *args, **kwargs)
+
+    def stop_on_signals(self, *signals: signal.Signals) -> None:
+        """Stop cleanly on these signals (SIGTERM from hosts and containers, SIGINT from Ctrl-C)."""
+        loop = asyncio.get_running_loop()
+        for sig in signals:
+            with suppress(NotImplementedError):  # Windows: Ctrl-C then raises KeyboardInterrupt instead
+                loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self._stop_task is None:
+            log.info("Received %s: stopping", sig.name)
+            self._stop_task = asyncio.create_task(self.stop(), name="stop")
+        else:  # asked twice: the user does not want to wait for work in flight
+            log.info("Received %s again: cancelling work in flight", sig.name)
+            for task in _work_in_flight():
+                task.cancel()
+
+    async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
+        """Take no new work, give the commands in flight ``grace`` seconds to answer, cancel the rest, disconnect.
+
+        A cancelled command's engine call still finishes in its worker thread (``asyncio.run`` waits for
+        them) before ``python -m bot`` closes the database: a write is never cut short.
+        """
+        self.stopping = True
+        if work := _work_in_flight():
+            log.info("Waiting up to %.0f s for %d commands in flight", grace, len(work))
+            _, late = await asyncio.wait(work, timeout=grace)
+            if late:
+                log.warning("Cancelling %d commands still running after %.0f s", len(late), grace)
+                for task in late:
+                    task.cancel()
+                await asyncio.wait(late, timeout=1.0)
+        await self.close()
+
     async def on_ready(self) -> None:
         log.info("Logged in as %s, in %d servers", self.user, len(self.guilds))
+
+
+def _work_in_flight() -> set[asyncio.Task[Any]]:
+    return {task for task in asyncio.all_tasks() if task.get_name().startswith(WORK_TASKS) and not task.done()}

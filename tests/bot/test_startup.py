@@ -1,9 +1,10 @@
-"""Start-up, command sync, intents, the gateway dropping, and ``python -m bot`` refusing bad tokens."""
+"""Start-up, command sync, intents, the gateway dropping, and ``python -m bot`` refusing bad tokens and stopping."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -75,9 +76,15 @@ def test_missing_token_exits_2_with_one_line(tmp_path: Path) -> None:
     assert done.stdout == ""
 
 
-async def test_rejected_token_exits_2_with_one_line(fake: FakeDiscord, tmp_path: Path) -> None:
-    env = clean_env(DISCORD_TOKEN="not-" + TOKEN, DISCORD_API_BASE_URL=fake.base_url)
-    process = await asyncio.create_subprocess_exec(
+async def start_bot_process(fake: FakeDiscord, tmp_path: Path, token: str = TOKEN) -> asyncio.subprocess.Process:
+    """Start ``python -m bot`` against ``fake``, with its data in ``tmp_path``."""
+    env = clean_env(
+        DISCORD_TOKEN=token,
+        DISCORD_API_BASE_URL=fake.base_url,
+        DISCORD_GATEWAY_URL=fake.gateway_url,
+        NEWSQUOTE_DATA_DIR=str(tmp_path / "data"),
+    )
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
@@ -86,11 +93,47 @@ async def test_rejected_token_exits_2_with_one_line(fake: FakeDiscord, tmp_path:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+def assert_one_error_line(errors: str, contains: str) -> None:
+    """Assert the process said what went wrong in one line (after any log lines), with no traceback."""
+    assert "Traceback" not in errors
+    assert [line for line in errors.splitlines() if line.startswith("error:")] == [errors.strip().splitlines()[-1]]
+    assert contains in errors.strip().splitlines()[-1]
+
+
+async def test_rejected_token_exits_2_with_one_line(fake: FakeDiscord, tmp_path: Path) -> None:
+    process = await start_bot_process(fake, tmp_path, token="not-" + TOKEN)
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     errors = stderr.decode()
 
     assert process.returncode == 2
     assert [line for line in errors.splitlines() if line] == [errors.strip()]
-    assert "rejected DISCORD_TOKEN" in errors
-    assert "Traceback" not in errors
+    assert_one_error_line(errors, "rejected DISCORD_TOKEN")
     assert fake.requests[-1].path == "/users/@me"
+
+
+async def test_token_rejected_by_the_gateway_exits_2_with_one_line(fake: FakeDiscord, tmp_path: Path) -> None:
+    fake.identify_close_code = 4004
+    process = await start_bot_process(fake, tmp_path)
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    errors = stderr.decode()
+
+    assert process.returncode == 2
+    assert [line for line in errors.splitlines() if line] == [errors.strip()]
+    assert_one_error_line(errors, "rejected DISCORD_TOKEN")
+    assert fake.identify_count == 1
+
+
+async def test_sigterm_stops_the_bot_cleanly(fake: FakeDiscord, tmp_path: Path) -> None:
+    process = await start_bot_process(fake, tmp_path)
+    await fake.wait_ready(timeout=60)
+
+    process.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.wait_for(process.communicate(), 10)
+    log = stderr.decode()
+
+    assert process.returncode == 0, log
+    assert "Traceback" not in log
+    assert "Received SIGTERM: stopping" in log
+    assert log.strip().splitlines()[-1].endswith("Stopped")

@@ -156,6 +156,7 @@ class RecordedRequest:
     json: Any
     files: list[UploadedFile]
     headers: dict[str, str]
+    at: float = field(default_factory=time.perf_counter)  # when it arrived
 
 
 @dataclass
@@ -169,6 +170,8 @@ class FakeInteraction:
     callbacks: list[Payload] = field(default_factory=list)  # [{"type": ..., "data": ...}]
     original: Payload | None = None
     followups: list[Payload] = field(default_factory=list)
+    sent_at: float = field(default_factory=time.perf_counter)  # when INTERACTION_CREATE went out
+    acked_at: float | None = None  # when the initial response (the callback) arrived
 
     @property
     def response_type(self) -> int | None:
@@ -219,9 +222,15 @@ class FakeDiscord:
         guilds: Iterable[Payload] | None = None,
         heartbeat_interval: int = 41250,
         echo_messages: bool = False,
+        identify_close_code: int | None = None,
     ) -> None:
-        """Set up the world; ``echo_messages`` also dispatches the bot's own messages, as Discord does."""
+        """Set up the world; ``echo_messages`` also dispatches the bot's own messages, as Discord does.
+
+        ``identify_close_code`` makes the gateway close every IDENTIFY with that code, even with the right
+        token: 4004 is Discord rejecting a token the REST API still accepted (reset between the two calls).
+        """
         self.token = token
+        self.identify_close_code = identify_close_code
         self.bot_user = bot_user or make_user("testbot", bot=True)
         self.application_id = str(application_id or new_id())
         self.guilds = list(guilds) if guilds is not None else [make_guild()]
@@ -474,6 +483,7 @@ class FakeDiscord:
         interaction = FakeInteraction(payload["id"], payload["token"], payload, message=clicked)
         self.interactions[interaction.token] = interaction
         await self.dispatch("INTERACTION_CREATE", payload)
+        interaction.sent_at = time.perf_counter()  # after waiting for a live session, when the bot can see it
         return interaction
 
     async def send_message_create(
@@ -768,6 +778,7 @@ class FakeDiscord:
         body = rec.json or {}
         ctype, data = body.get("type"), body.get("data") or {}
         interaction.callbacks.append({"type": ctype, "data": data})
+        interaction.acked_at = rec.at
         message: Payload | None = None
         if ctype == 4:  # channel message with source
             message = await self._interaction_message(interaction, data, rec.files)
@@ -911,6 +922,9 @@ class FakeDiscord:
 
     async def _identify(self, ws: web.WebSocketResponse, data: Payload) -> None:
         self.identifies.append(data)
+        if self.identify_close_code is not None:
+            await ws.close(code=self.identify_close_code, message=b"Closed by the test.")
+            return
         if data.get("token") != self.token:
             await ws.close(code=4004, message=b"Authentication failed.")
             return
