@@ -18,6 +18,7 @@ from bot.client import MODEL_LOADER, NewsQuoteBot
 from bot.settings import BotSettings
 from index import Engine, Settings
 from index.errors import NewsQuoteError
+from index.health import check_imports
 
 log = logging.getLogger("bot")
 
@@ -62,7 +63,9 @@ def main() -> int:
         print(settings_error(exc, "DISCORD_"), file=sys.stderr)
         return 2
     try:
-        engine = Engine(Settings())
+        settings = Settings()
+        check_imports()  # a broken install fails here, not at the first article someone adds
+        engine = Engine(settings)
     except ValidationError as exc:
         print(settings_error(exc, "NEWSQUOTE_"), file=sys.stderr)
         return 2
