@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from index.cleaning import clean_boilerplate
 from index.errors import (
     BlockedAddressError,
     FetchError,
@@ -29,6 +30,8 @@ FILE_KINDS = {".html": "html", ".htm": "html", ".txt": "text", ".md": "markdown"
 TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid|ref|ref_src|cmpid|ocid|smid|igshid)$", re.I)
 MIN_TEXT_CHARS = 40
 MAX_TITLE_CHARS = 200  # Discord allows 256 in an embed title
+MAX_HEADLINE_CHARS = 150  # a longer first line is a paragraph, not a headline
+MAX_SENTENCE_TITLE_CHARS = 100  # a title made from the first sentence is a label, not a quote
 
 # --- cleaning ------------------------------------------------------------------------------------
 
@@ -105,16 +108,61 @@ def canonical_url(url: str) -> str:
     return urlunsplit(("https", netloc, path, query, ""))
 
 
-def title_from_text(text: str) -> str:
-    """The first line, or its first sentence when the line is a whole paragraph, cut to a title's length."""
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "Untitled")
-    if len(first) > MAX_TITLE_CHARS // 2:
-        sentence = re.match(r"(.{20,}?[.!?])\s", first)
-        first = sentence.group(1) if sentence else first
-    return first if len(first) <= MAX_TITLE_CHARS else first[: MAX_TITLE_CHARS - 1].rstrip() + "…"
+def title_from_text(text: str, filename: str | None = None) -> str:
+    """Choose a title for text that came without one.
+
+    The first line is the title when it reads like a headline: short, not a whole sentence or paragraph, and
+    not page clutter. Otherwise the file's name, when it has words in it ("port-chief-call.txt"), and failing
+    that the first sentence of the article, cut short.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    if first and _reads_like_headline(first) and len(lines) > 1:
+        return _shorten(first, MAX_TITLE_CHARS)
+    named = _title_from_filename(filename)
+    if named:
+        return named
+    if not first:
+        return "Untitled"
+    sentence = re.match(r"(.{20,}?[.!?])(?:\s|$)", first)
+    return _shorten(sentence.group(1) if sentence else first, MAX_SENTENCE_TITLE_CHARS)
 
 
-def _finish(text: str, title: str | None, settings: Settings, **meta: str | None) -> ExtractedArticle:
+def _reads_like_headline(line: str) -> bool:
+    if len(line) > MAX_HEADLINE_CHARS or len(line.split()) < 2:
+        return False
+    if line.endswith((".", ",", ";", ":")) or re.search(r"[.!?][\"”’']?\s+[A-Z“\"]", line):
+        return False  # a sentence, or several: the start of the story, not its headline
+    return clean_boilerplate(line) == line
+
+
+_GENERIC_NAMES = re.compile(r"^(?:article|story|text|paste|pasted|untitled|document|file|message|news|copy)\d*$", re.I)
+
+
+def _title_from_filename(filename: str | None) -> str | None:
+    if not filename:
+        return None
+    words = re.sub(r"[-_.+]+", " ", Path(filename).stem).split()
+    letters = [w for w in words if re.fullmatch(r"[^\W\d_]{2,}", w)]
+    if len(letters) < 2 or len(letters) < len(words) / 2 or _GENERIC_NAMES.match("".join(words)):
+        return None
+    title = " ".join(words)
+    return _shorten(title[0].upper() + title[1:], MAX_SENTENCE_TITLE_CHARS)
+
+
+def _shorten(text: str, limit: int) -> str:
+    """Cut at a word boundary to at most ``limit`` characters, marking the cut with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:-–—") + "…"
+
+
+def _finish(
+    text: str, title: str | None, settings: Settings, filename: str | None = None, **meta: str | None
+) -> ExtractedArticle:
     text = clean_text(text)
     if len(text) < MIN_TEXT_CHARS:
         raise NoTextError("No article text found: there is nothing to index (is it a page of links, or empty?).")
@@ -122,8 +170,9 @@ def _finish(text: str, title: str | None, settings: Settings, **meta: str | None
         raise TooLargeError(
             f"The article is {len(text):,} characters after cleaning; the limit is {settings.max_article_chars:,}."
         )
-    clean_title = clean_text(title or "").replace("\n", " ") or title_from_text(text)
-    return ExtractedArticle(text=text, title=title_from_text(clean_title), **meta)  # type: ignore[arg-type]
+    given = clean_text(title or "").replace("\n", " ")
+    chosen = _shorten(given, MAX_TITLE_CHARS) if given else title_from_text(text, filename)
+    return ExtractedArticle(text=text, title=chosen, **meta)  # type: ignore[arg-type]
 
 
 # --- HTML, text and files ------------------------------------------------------------------------
@@ -158,12 +207,21 @@ def from_html(html: str | bytes, settings: Settings, url: str | None = None, sou
 
 
 def from_text(
-    text: str, settings: Settings, title: str | None = None, url: str | None = None, source: str = "text"
+    text: str,
+    settings: Settings,
+    title: str | None = None,
+    url: str | None = None,
+    source: str = "text",
+    filename: str | None = None,
 ) -> ExtractedArticle:
-    """Take pasted text as it is; the title defaults to its first line."""
+    """Take pasted text or a text file, without the clutter a copied news page carries (see ``cleaning``).
+
+    The title defaults to the first line when it is a headline (see ``title_from_text``).
+    """
     if source == "markdown":
         text = markdown_to_text(text)
-    return _finish(text, title, settings, url=url, source=source)
+    text = clean_boilerplate(clean_text(text))
+    return _finish(text, title, settings, filename=filename, url=url, source=source)
 
 
 def decode(data: bytes, charset: str | None = None) -> str:
@@ -194,7 +252,9 @@ def from_bytes(data: bytes, filename: str, settings: Settings, title: str | None
                 article.text, title, settings, byline=article.byline, published=article.published, source="file"
             )
         )
-    return from_text(decode(data), settings, title=title, source="markdown" if kind == "markdown" else "file")
+    return from_text(
+        decode(data), settings, title=title, source="markdown" if kind == "markdown" else "file", filename=filename
+    )
 
 
 def from_file(path: Path, settings: Settings, title: str | None = None) -> ExtractedArticle:

@@ -179,3 +179,101 @@ NEWS_PAGE = """<!DOCTYPE html>
 </body>
 </html>
 """
+
+# An intelligence chief's alleged phone call, in the shape of the story this project started from: a country
+# "claims", the next sentence names the official who said it, a third quotes him, an analyst doubts it.
+SPY_CALL_TITLE = "Veldoria claims new Arlen intelligence chief held secret call with its spymaster"
+
+SPY_CALL = f"""{SPY_CALL_TITLE}
+
+Veldoria has claimed that the new head of Arlen's foreign intelligence agency held a lengthy phone call with \
+her Veldorian counterpart, weeks after she took up the post.
+
+Dmitri Vasko, the director of Veldoria's External Security Bureau, said he had spoken to Helena Marsh on \
+Tuesday and that the two had agreed to keep "a channel of communication" open.
+
+"We discussed the situation on our border frankly and at length, and we agreed that mistakes are dangerous \
+for both of us," Mr Vasko told the state news agency Veldpress.
+
+Arlen's Foreign Ministry declined to confirm that any conversation had taken place and said it did not \
+comment on intelligence matters.
+
+Ms Marsh became chief of the agency on 1 October, the first woman to hold the post. In her first public \
+speech last month she warned that Veldoria was running sabotage operations across the continent.
+
+Piotr Lindqvist, a security analyst at the Halvard Institute, said he doubted the call had happened at all. \
+"Announcing a call that the other side cannot deny without revealing its own methods is a classic move," he \
+said.
+
+Relations between the two countries have been frozen since the closure of both embassies in March.
+"""
+
+# The same story as it arrives when copied from a news page in a browser: an appeal first, captions with
+# photo credits, "Read more" links, a newsletter prompt, "Advertisement", a "Related:" line, a share prompt.
+SPY_CALL_APPEAL = (
+    "Your support helps us to tell the story Read more Support Now From local elections to climate policy, "
+    "the Daily Meridian is on the ground when the story is developing. Your donation allows us to keep "
+    "sending reporters to speak to both sides of the story. We believe quality journalism should be available "
+    "to everyone, paid for by those who can afford it. Your support makes all the difference. Read more"
+)
+SPY_CALL_CAPTION_1 = "open image in gallery Helena Marsh delivering her first public speech as agency chief ( PA Wire )"
+SPY_CALL_CAPTION_2 = "Dmitri Vasko at a security conference in the Veldorian capital last year (Getty Images)"
+SPY_CALL_CLUTTER = [
+    "Your support helps us to tell the story",
+    "Read more",
+    "Support Now",
+    "Daily Meridian",
+    "donation",
+    "open image in gallery",
+    "PA Wire",
+    "Getty Images",
+    "first public speech as agency chief",
+    "at a security conference",
+    "Sign up",
+    "newsletter",
+    "Advertisement",
+    "Related:",
+    "Share this article",
+]
+
+SPY_CALL_PASTED = f"""{SPY_CALL_TITLE}
+
+{SPY_CALL_APPEAL}
+
+Veldoria has claimed that the new head of Arlen's foreign intelligence agency held a lengthy phone call with \
+her Veldorian counterpart, weeks after she took up the post.
+
+{SPY_CALL_CAPTION_1}
+
+Dmitri Vasko, the director of Veldoria's External Security Bureau, said he had spoken to Helena Marsh on \
+Tuesday and that the two had agreed to keep "a channel of communication" open.
+
+Read more: Arlen expels three diplomats over drone flights
+
+"We discussed the situation on our border frankly and at length, and we agreed that mistakes are dangerous \
+for both of us," Mr Vasko told the state news agency Veldpress.
+
+Sign up to our free Morning Briefing newsletter for the day's top stories
+
+Arlen's Foreign Ministry declined to confirm that any conversation had taken place and said it did not \
+comment on intelligence matters.
+
+{SPY_CALL_CAPTION_2}
+
+Ms Marsh became chief of the agency on 1 October, the first woman to hold the post. In her first public \
+speech last month she warned that Veldoria was running sabotage operations across the continent.
+
+Advertisement
+
+Piotr Lindqvist, a security analyst at the Halvard Institute, said he doubted the call had happened at all. \
+"Announcing a call that the other side cannot deny without revealing its own methods is a classic move," he \
+said.
+
+Related: Veldoria's spymaster, the man behind the border drones
+
+Relations between the two countries have been frozen since the closure of both embassies in March.
+
+Share this article
+
+The Arlen Foreign Ministry has been contacted for comment.
+"""

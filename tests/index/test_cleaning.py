@@ -1,0 +1,158 @@
+"""Text copied from a news page: the clutter goes, every sentence of the story stays, titles are titles."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from index.cleaning import clean_boilerplate
+from index.service import Engine
+from index.settings import Settings
+from index.sources import clean_text, from_bytes, from_text
+from tests.index.articles import (
+    ALL_ARTICLES,
+    SPY_CALL,
+    SPY_CALL_CLUTTER,
+    SPY_CALL_PASTED,
+    SPY_CALL_TITLE,
+)
+
+# Original encyclopedia-style paragraphs dense with names and numbers: jusText alone calls text like this
+# boilerplate (few stop words), and it must survive.
+NAME_HEAVY = """Alumni of the Halvard Institute
+
+Notable alumni include Marta Kowalczyk-Reyes, founder of Brightwater Analytics; Tomasz Ferreira, Nobel laureate \
+in chemistry 2011; Aiko Brandt-Osei, CEO of Northgate Shipping; and Lars Mbeki, mayor of Eastmoor 2004–2012.
+
+Sports teams: Eastmoor Rovers (football, 1921), Halvard Hawks (rugby, 1954), Varrow Rowing Club (1899).
+
+In business, notable graduates include Kestrel Bank chair Ingrid Oyelaran, Meridian Foods founder Paulo Szabo, \
+and Quayside Media's first editor, Dorothea Fairbairn.
+"""
+
+
+def sentences_of(text: str) -> list[str]:
+    return [s for p in clean_text(text).split("\n\n") for s in re.split(r"(?<=[.!?])\s+", p) if s]
+
+
+@pytest.mark.parametrize("article", [*ALL_ARTICLES, SPY_CALL, NAME_HEAVY], ids=lambda a: a.split("\n")[0][:30])
+def test_every_sentence_of_a_clean_article_survives(article: str) -> None:
+    cleaned = clean_boilerplate(clean_text(article))
+
+    assert cleaned == clean_text(article)
+
+
+@pytest.mark.parametrize("one_line", [False, True], ids=["paragraphs", "one line"])
+def test_pasted_page_loses_its_clutter_and_keeps_its_story(one_line: bool) -> None:
+    pasted = " ".join(SPY_CALL_PASTED.split()) if one_line else SPY_CALL_PASTED
+
+    cleaned = from_text(pasted, Settings(_env_file=None)).text  # type: ignore[call-arg]
+
+    assert [c for c in SPY_CALL_CLUTTER if c in cleaned] == []
+    story = sentences_of(SPY_CALL.removeprefix(SPY_CALL_TITLE))
+    assert [s for s in story if s not in cleaned] == []
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        "LONDON (Reuters) - The central bank held its main rate at 4 per cent on Thursday, as expected.",
+        "“Read more books and fewer headlines,” the author told the festival audience on Sunday.",
+        "The charity said donations had fallen by a third since the spring, and it would cut two posts.",
+        "Subscribers to the water company's priority register will receive bottled water first.",
+    ],
+)
+def test_prose_that_resembles_clutter_is_kept(kept: str) -> None:
+    text = f"{kept}\n\nThe council will meet again next week to discuss the matter in full."
+
+    assert clean_boilerplate(text) == text
+
+
+@pytest.mark.parametrize(
+    "clutter",
+    [
+        "Advertisement",
+        "Share this article",
+        "Sign up to our free Morning Briefing newsletter",
+        "Related: Harbour dredging delayed again amid funding row",
+        "READ MORE: Tourism figures rise for third year running",
+        "The Varrow Queen at her berth in Eastmoor harbour (Photograph: Tobias Lindqvist/AP)",
+        "Crowds gather outside the ministry on Friday (AFP via Getty Images)",
+        "Our journalism is funded by readers like you. Donate today from just £3 a month.",
+    ],
+)
+def test_each_kind_of_clutter_goes_between_paragraphs(clutter: str) -> None:
+    story = "The ferry company was fined £85,000 on Wednesday.\n\nIt said it accepted the tribunal's ruling."
+    first, second = story.split("\n\n")
+
+    assert clean_boilerplate(f"{first}\n\n{clutter}\n\n{second}") == story
+
+
+def test_caption_inside_a_line_goes_without_the_sentences_around_it() -> None:
+    line = (
+        "The ferry company was fined on Wednesday. open image in gallery The Varrow Queen at her berth "
+        "( PA Wire ) It said it accepted the ruling."
+    )
+
+    cleaned = clean_text(clean_boilerplate(line))
+
+    assert "PA Wire" not in cleaned and "berth" not in cleaned
+    assert "The ferry company was fined on Wednesday." in cleaned
+    assert "It said it accepted the ruling." in cleaned
+
+
+# --- titles -------------------------------------------------------------------------------------
+
+
+def test_headline_on_the_first_line_is_the_title() -> None:
+    article = from_text(SPY_CALL_PASTED, Settings(_env_file=None))  # type: ignore[call-arg]
+
+    assert article.title == SPY_CALL_TITLE
+
+
+@pytest.mark.parametrize("filename", ["pasted.txt", "article3.txt", "2024-03-14.txt"])
+def test_text_without_a_headline_is_titled_by_its_first_sentence(filename: str) -> None:
+    body = SPY_CALL_PASTED.split("\n\n", 1)[1]  # the appeal paragraph comes first now
+
+    article = from_bytes(body.encode(), filename, Settings(_env_file=None))  # type: ignore[call-arg]
+
+    assert article.title.startswith("Veldoria has claimed that the new head of Arlen")
+    assert len(article.title) <= 100 and "support" not in article.title.lower()
+
+
+def test_a_file_name_with_words_titles_a_text_without_a_headline() -> None:
+    body = SPY_CALL_PASTED.split("\n\n", 1)[1]
+
+    article = from_bytes(body.encode(), "veldoria-spy-call.txt", Settings(_env_file=None))  # type: ignore[call-arg]
+
+    assert article.title == "Veldoria spy call"
+
+
+def test_a_given_title_wins(engine: Engine) -> None:
+    added = engine.add_text(SPY_CALL_PASTED, title="Spy call row")
+
+    assert added.article.title == "Spy call row"
+
+
+def test_no_quote_from_a_pasted_page_carries_its_clutter(engine: Engine) -> None:
+    engine.add_text(" ".join(SPY_CALL_PASTED.split()))
+    questions = [
+        "who claimed the call happened?",
+        "who is the new head of the intelligence agency?",
+        "what did Vasko say about the border?",
+        "when did Marsh become chief?",
+        "who doubts the call happened?",
+        "what did the foreign ministry say?",
+        "how long was the phone call?",
+        "what did Marsh warn about in her first speech?",
+        "when were the embassies closed?",
+        "who is Piotr Lindqvist?",
+        "what news agency did Vasko talk to?",
+        "has the foreign ministry been asked for comment?",
+    ]
+
+    quotes = [r.text for q in questions for r in engine.ask(q, k=3).results]
+
+    assert quotes
+    assert [(c, q) for q in quotes for c in SPY_CALL_CLUTTER if c in q] == []
