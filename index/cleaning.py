@@ -29,6 +29,7 @@ project's articles and on Wikipedia text).
 from __future__ import annotations
 
 import html
+import itertools
 import re
 from functools import lru_cache
 
@@ -91,7 +92,8 @@ SANDWICH_GAP = 3  # sentences between two appeal sentences that go with them
 # --- 5. second opinion ---------------------------------------------------------------------------
 
 _WEAK_HINTS = re.compile(
-    r"\bnewsletters?\b|\b(?:we use|accept(?: all)?|our) cookies\b|\bcookie (?:policy|settings)\b|\bfollow us\b|©|\ball rights reserved\b|\bprivacy policy\b"
+    r"\bnewsletters?\b|\b(?:we use|accept(?: all)?|our) cookies\b|\bcookie (?:policy|settings)\b|\bfollow us\b"
+    r"|©|\ball rights reserved\b|\bprivacy policy\b"
     r"|\bterms (?:of use|and conditions)\b|\bclick here\b|\bdownload (?:our|the) app\b",
     re.I,
 )
@@ -152,7 +154,7 @@ def _without_appeals(paragraph: str) -> str:
     if len(appeals) * 2 >= len(parts) or len(parts) <= 2:
         return ""
     drop = set(appeals)
-    for a, b in zip(appeals, appeals[1:], strict=False):
+    for a, b in itertools.pairwise(appeals):
         if b - a - 1 <= SANDWICH_GAP:
             drop.update(range(a, b))
     return " ".join(s for n, s in enumerate(parts) if n not in drop)

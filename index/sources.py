@@ -209,6 +209,7 @@ def from_html(html: str | bytes, settings: Settings, url: str | None = None, sou
 def from_text(
     text: str,
     settings: Settings,
+    *,
     title: str | None = None,
     url: str | None = None,
     source: str = "text",
