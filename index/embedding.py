@@ -7,12 +7,23 @@ import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
 from index.errors import ModelLoadError
+from index.models import Chunk, Span
 from index.settings import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from index.settings import Settings
+
+# OpenMP threads that keep spinning after an encode were measured to double the FAISS scan that follows (both
+# compete for the same two cores). libgomp reads this once, when torch or faiss loads it, so it is set on import
+# of this module, which the engine imports before either of them.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+SpanList = Sequence[tuple[int, int]]
 
 
 class Embedder(Protocol):
@@ -31,6 +42,31 @@ class Embedder(Protocol):
         ...
 
 
+@runtime_checkable
+class SpanEmbedder(Protocol):
+    """A model that can also pool parts of a text from the same forward pass (optional)."""
+
+    def encode_spans(
+        self, texts: Sequence[str], spans: Sequence[SpanList], batch_size: int = 16
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Return each text's vector, and for each text one vector per character span ``(start, end)`` of it: the
+        mean of the token vectors inside the span, L2-normalized (a zero row for a span the model did not read)."""
+        ...
+
+
+class PoolingEmbedder(Embedder, SpanEmbedder, Protocol):
+    """A model with both: what pooled sentence vectors need."""
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    """Load the model on the backend the settings name."""
+    if settings.backend == "torch":
+        return SentenceTransformerEmbedder(settings.model, settings.device)
+    from index.onnx_backend import OnnxEmbedder
+
+    return OnnxEmbedder(settings.model, settings.data_dir / "models", quantized=settings.backend == "onnx-int8")
+
+
 def resolve_model_path(model: str) -> str:
     """Map the packaged default to its directory; anything else is a name or path for sentence-transformers."""
     if model == DEFAULT_MODEL:
@@ -42,8 +78,80 @@ def resolve_model_path(model: str) -> str:
     return model
 
 
+def length_order(texts: Sequence[str]) -> list[int]:
+    """Indexes of ``texts``, longest first, so that a batch holds similar lengths (less padding)."""
+    return sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+
+
+def pool_spans(tokens: np.ndarray, offsets: np.ndarray, spans: SpanList) -> np.ndarray:
+    """Mean-pool the token vectors of each character span, then L2-normalize.
+
+    ``tokens`` is one text's ``(length, dimension)`` output, ``offsets`` its tokens' ``(start, end)`` characters;
+    special and padding tokens have ``start == end`` and are never part of a span. A token belongs to the span its
+    first character is in. A span with no token (cut off by the model's limit) gets a zero row.
+    """
+    real = offsets[:, 1] > offsets[:, 0]
+    starts = offsets[real, 0]
+    vectors = tokens[real].astype(np.float64)
+    sums = np.vstack([np.zeros((1, tokens.shape[1])), np.cumsum(vectors, axis=0)])
+    bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    first = np.searchsorted(starts, bounds[:, 0], side="left")
+    last = np.searchsorted(starts, bounds[:, 1], side="left")
+    pooled = (sums[last] - sums[first]) / np.maximum(last - first, 1)[:, None]
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return (pooled / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def central_chunks(chunks: Sequence[Chunk], spans: Sequence[Span]) -> list[int]:
+    """For each sentence, the chunk that holds it with the most text on its thinner side (-1 if none holds it).
+
+    Chunks overlap by a few sentences; a sentence near a chunk's edge sees only one side of its context there.
+    Both lists are in text order, and chunk ends only grow.
+    """
+    owners: list[int] = []
+    first = 0
+    for span in spans:
+        while first < len(chunks) and chunks[first].end < span.end:
+            first += 1
+        best, best_margin = -1, -1
+        candidate = first
+        while candidate < len(chunks) and chunks[candidate].start <= span.start:
+            chunk = chunks[candidate]
+            margin = min(span.start - chunk.start, chunk.end - span.end)
+            if chunk.end >= span.end and margin > best_margin:
+                best, best_margin = candidate, margin
+            candidate += 1
+        owners.append(best)
+    return owners
+
+
+def encode_pooled(
+    embedder: PoolingEmbedder, text: str, chunks: Sequence[Chunk], spans: Sequence[Span], batch_size: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
+    """Encode the chunks once and take each sentence's vector from the token vectors of the chunk where it is most
+    central; a sentence no chunk's tokens reach is encoded on its own."""
+    owners = central_chunks(chunks, spans)
+    local: list[list[tuple[int, int]]] = [[] for _ in chunks]
+    slots: list[tuple[int, int]] = []
+    for span, owner in zip(spans, owners, strict=True):
+        if owner < 0:
+            slots.append((-1, -1))
+            continue
+        slots.append((owner, len(local[owner])))
+        local[owner].append((span.start - chunks[owner].start, span.end - chunks[owner].start))
+    chunk_vectors, pooled = embedder.encode_spans([c.text for c in chunks], local, batch_size)
+    sentences = np.zeros((len(spans), embedder.dimension), dtype=np.float32)
+    for row, (owner, slot) in enumerate(slots):
+        if owner >= 0:
+            sentences[row] = pooled[owner][slot]
+    missing = [int(i) for i in np.flatnonzero(~np.any(sentences, axis=1))]
+    if missing:
+        sentences[missing] = embedder.encode([text[spans[i].start : spans[i].end] for i in missing], batch_size)
+    return chunk_vectors, sentences
+
+
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model, loaded once, used from any thread."""
+    """A sentence-transformers model on torch, loaded once, used from any thread."""
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu") -> None:
         path = resolve_model_path(model)
@@ -69,11 +177,16 @@ class SentenceTransformerEmbedder:
         self.max_tokens = int(self._model.max_seq_length or 256) - 2
         self._lock = threading.Lock()
 
+    @property
+    def model(self) -> Any:
+        """The underlying ``SentenceTransformer`` (for exporting it and for benchmarks)."""
+        return self._model
+
     def encode(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         # Similar lengths share a batch (less padding); the lock is taken per batch so that a question
         # asked while a long article is being embedded waits for one batch, not for the whole article.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        order = length_order(texts)
         for first in range(0, len(order), batch_size):
             rows = order[first : first + batch_size]
             with self._lock:
@@ -85,6 +198,30 @@ class SentenceTransformerEmbedder:
                     show_progress_bar=False,
                 )
         return out
+
+    def encode_spans(
+        self, texts: Sequence[str], spans: Sequence[SpanList], batch_size: int = 16
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        pooled: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.float32)] * len(texts)
+        order = length_order(texts)
+        for first in range(0, len(order), batch_size):
+            rows = order[first : first + batch_size]
+            batch = [texts[i] for i in rows]
+            # The model's tokenizer again, for the character offsets it does not hand back; same tokens, same cut.
+            offsets = self._model.tokenizer(
+                batch, return_offsets_mapping=True, truncation=True, max_length=self._model.max_seq_length
+            )["offset_mapping"]
+            with self._lock:
+                outputs = cast(
+                    "list[dict[str, Any]]",
+                    self._model.encode(batch, batch_size=batch_size, output_value=None, show_progress_bar=False),
+                )
+            for row, output, text_offsets in zip(rows, outputs, offsets, strict=True):
+                out[row] = output["sentence_embedding"].float().cpu().numpy()
+                tokens = output["token_embeddings"].float().cpu().numpy()
+                pooled[row] = pool_spans(tokens[: len(text_offsets)], np.asarray(text_offsets), spans[row])
+        return out, pooled
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:

@@ -12,7 +12,7 @@ import numpy as np
 
 from index import answer, sources
 from index.chunking import chunk_sentences, fit_sentences, split_sentences
-from index.embedding import Embedder, SentenceTransformerEmbedder
+from index.embedding import Embedder, SpanEmbedder, encode_pooled, load_embedder
 from index.errors import (
     ArticleNotFoundError,
     EmptyCollectionError,
@@ -65,7 +65,7 @@ class Engine:
         if self._embedder is None:
             with self._model_lock:
                 if self._embedder is None:
-                    self._embedder = SentenceTransformerEmbedder(self.settings.model, self.settings.device)
+                    self._embedder = load_embedder(self.settings)
         return self._embedder
 
     # --- adding ------------------------------------------------------------------------------
@@ -145,9 +145,14 @@ class Engine:
     def _embed(self, text: str, chunks: list[Chunk], spans: list[Span]) -> tuple[list[NewPiece], list[NewPiece]]:
         """Embed an article's chunks (for retrieval) and sentences (for choosing excerpts)."""
         size = self.settings.batch_size
-        chunk_vectors = self.embedder.encode([c.text for c in chunks], batch_size=size)
-        # Sentences are short, so bigger batches cost no more padding.
-        sentence_vectors = self.embedder.encode([text[s.start : s.end] for s in spans], batch_size=size * 4)
+        embedder = self.embedder
+        if self.settings.sentence_vectors == "pooled" and isinstance(embedder, SpanEmbedder):
+            # One forward pass: each sentence's vector is pooled from its tokens inside a chunk.
+            chunk_vectors, sentence_vectors = encode_pooled(embedder, text, chunks, spans, size)
+        else:
+            chunk_vectors = embedder.encode([c.text for c in chunks], batch_size=size)
+            # Sentences are short, so bigger batches cost no more padding.
+            sentence_vectors = embedder.encode([text[s.start : s.end] for s in spans], batch_size=size * 4)
         return (
             [NewPiece(c.start, c.end, v) for c, v in zip(chunks, chunk_vectors, strict=True)],
             [NewPiece(s.start, s.end, v) for s, v in zip(spans, sentence_vectors, strict=True)],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,16 @@ class Settings(BaseSettings):
     )
     device: str = Field(default="cpu", description="Torch device for the embedding model.")
     batch_size: int = Field(default=16, ge=1, description="Texts per embedding batch.")
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        default="torch",
+        description="What runs the model: sentence-transformers on torch, or an ONNX Runtime export of it (made once "
+        "under data_dir/models), optionally with int8 weights.",
+    )
+    sentence_vectors: Literal["separate", "pooled"] = Field(
+        default="separate",
+        description="How sentence vectors are made at ingest: each sentence encoded on its own, or pooled from the "
+        "token vectors of the chunk pass (one forward pass for both).",
+    )
     chunk_tokens: int = Field(default=200, ge=32, description="Largest chunk, in the model's own word-pieces.")
     chunk_overlap_tokens: int = Field(
         default=40, ge=0, description="Word-pieces of whole sentences repeated between chunks."

@@ -1,0 +1,255 @@
+"""The embedding model on ONNX Runtime: exported once from the sentence-transformers model, then run without torch.
+
+The export lives beside the data, in ``<data_dir>/models/<model>/``: ``model.onnx`` (the transformer, returning
+its token vectors), ``tokenizer.json``, ``export.json`` (what pooling needs), and, on first use of the int8
+backend, ``model.int8.onnx``. Making it loads torch once; reading it never does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.embedding import SpanList, length_order, pool_spans, resolve_model_path
+from index.errors import ModelLoadError
+
+EXPORT_FORMAT = 1
+OPSET = 17
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def export_dir(models_dir: Path, model: str) -> Path:
+    """Where the export of ``model`` lives (one folder per model name)."""
+    return models_dir / re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("._")
+
+
+def ensure_export(model: str, models_dir: Path, quantized: bool = False) -> Path:
+    """Return the folder holding the ONNX export of ``model``, exporting it first if needed (this loads torch)."""
+    folder = export_dir(models_dir, model)
+    if not _export_is_current(folder, model):
+        _export(model, folder)
+    if quantized and not (folder / "model.int8.onnx").exists():
+        _quantize(folder / "model.onnx", folder / "model.int8.onnx")
+    return folder
+
+
+def _export_is_current(folder: Path, model: str) -> bool:
+    try:
+        meta = json.loads((folder / "export.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        meta.get("format") == EXPORT_FORMAT
+        and meta.get("model") == model
+        and meta.get("source") == _fingerprint(model)
+        and (folder / "model.onnx").exists()
+    )
+
+
+def _fingerprint(model: str) -> list[Any]:
+    """The model's files by name, size and date when it is a local folder (a reinstalled model is exported again)."""
+    path = Path(resolve_model_path(model))
+    if not path.is_dir():
+        return [model]
+    return sorted(
+        [str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns] for f in path.rglob("*") if f.is_file()
+    )
+
+
+def _pooling(module: Any) -> str:
+    mode = getattr(module, "pooling_mode", None)  # sentence-transformers 5 and later
+    if mode is None and hasattr(module, "get_pooling_mode_str"):
+        mode = module.get_pooling_mode_str()
+    return str(mode)
+
+
+def _export(model: str, folder: Path) -> None:
+    """Export the transformer of a mean-pooling sentence-transformers model, and its tokenizer, into ``folder``.
+
+    Everything is written to a scratch folder beside it and renamed into place, so a crash or a concurrent export
+    never leaves a half-written model behind.
+    """
+    from index.embedding import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder(model, "cpu")
+    st = embedder.model
+    modules = [type(m).__name__ for m in st]
+    if modules[:2] != ["Transformer", "Pooling"] or modules[2:] not in ([], ["Normalize"]) or _pooling(st[1]) != "mean":
+        raise ModelLoadError(model, f"the onnx backend runs mean-pooled models only, not {' + '.join(modules)}")
+    import torch
+
+    transformer = st[0].auto_model.eval()
+    if hasattr(transformer, "set_attn_implementation"):
+        transformer.set_attn_implementation("eager")  # traces to plain ops that every runtime has
+
+    class TokenVectors(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.transformer(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        sample = torch.ones((2, 8), dtype=torch.long)
+        axes = {"batch": 0, "tokens": 1}
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                TokenVectors(),
+                (sample, sample, torch.zeros_like(sample)),
+                str(scratch / "model.onnx"),
+                input_names=list(INPUTS),
+                output_names=["token_embeddings"],
+                dynamic_axes={name: {v: k for k, v in axes.items()} for name in [*INPUTS, "token_embeddings"]},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        st.tokenizer.backend_tokenizer.save(str(scratch / "tokenizer.json"))
+        meta = {
+            "format": EXPORT_FORMAT,
+            "model": model,
+            "source": _fingerprint(model),
+            "dimension": embedder.dimension,
+            "max_seq_length": embedder.max_tokens + 2,
+            "do_lower_case": bool(getattr(st[0], "do_lower_case", False)),
+        }
+        (scratch / "export.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        for path in scratch.iterdir():
+            _fsync(path)
+        if folder.exists():  # an older export: set it aside, then swap
+            stale = Path(tempfile.mkdtemp(prefix=f".{folder.name}-stale-", dir=folder.parent))
+            os.replace(folder, stale / "old")
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            os.replace(scratch, folder)
+        except OSError:
+            if not _export_is_current(folder, model):  # another process's export did not win either
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _quantize(source: Path, target: Path) -> None:
+    """Write an int8 copy of ``source`` (weights quantized ahead, activations at run time) atomically."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    handle, scratch = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".onnx", dir=target.parent)
+    os.close(handle)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(source, scratch, weight_type=QuantType.QInt8, per_channel=True)
+        _fsync(Path(scratch))
+        os.replace(scratch, target)
+    finally:
+        Path(scratch).unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+class OnnxEmbedder:
+    """A sentence-transformers model's ONNX export on ONNX Runtime, with the ``tokenizers`` library: no torch."""
+
+    def __init__(self, model: str, models_dir: Path, quantized: bool = False) -> None:
+        try:
+            folder = ensure_export(model, models_dir, quantized)
+            meta = json.loads((folder / "export.json").read_text(encoding="utf-8"))
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            options = ort.SessionOptions()
+            # Threads that spin after a run would steal the cores from the FAISS scan and tokenizing that follow.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+            options.log_severity_level = 3
+            weights = folder / ("model.int8.onnx" if quantized else "model.onnx")
+            self._session = ort.InferenceSession(str(weights), options, providers=["CPUExecutionProvider"])
+            self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            self._counter = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # the libraries raise many kinds; the user needs one line
+            raise ModelLoadError(model, f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
+        self.name = model
+        self.dimension = int(meta["dimension"])
+        self._max_length = int(meta["max_seq_length"])
+        self.max_tokens = self._max_length - 2
+        self._lower = bool(meta["do_lower_case"])
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(self._max_length)
+        self._counter.no_padding()
+        self._counter.no_truncation()
+        self._wanted = {i.name for i in self._session.get_inputs()}
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for rows, tokens, mask, _ in self._batches(texts, batch_size):
+            out[rows] = self._pool(tokens, mask)
+        return out
+
+    def encode_spans(
+        self, texts: Sequence[str], spans: Sequence[SpanList], batch_size: int = 16
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        pooled: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.float32)] * len(texts)
+        for rows, tokens, mask, offsets in self._batches(texts, batch_size):
+            out[rows] = self._pool(tokens, mask)
+            for n, row in enumerate(rows):
+                pooled[row] = pool_spans(tokens[n], offsets[n], spans[row])
+        return out, pooled
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(e.ids) for e in self._counter.encode_batch(self._prepare(texts), add_special_tokens=False)]
+
+    def _prepare(self, texts: Sequence[str]) -> list[str]:
+        return [t.lower() for t in texts] if self._lower else list(texts)
+
+    def _batches(self, texts: Sequence[str], batch_size: int) -> Any:
+        """Yield ``(rows, token vectors, attention mask, offsets)`` per batch of similar lengths."""
+        order = length_order(texts)
+        for first in range(0, len(order), batch_size):
+            rows = order[first : first + batch_size]
+            encodings = self._tokenizer.encode_batch(self._prepare([texts[i] for i in rows]))
+            width = max(len(e.ids) for e in encodings)
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            types = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            offsets = np.zeros((len(rows), width, 2), dtype=np.int64)
+            for n, e in enumerate(encodings):
+                ids[n, : len(e.ids)] = e.ids
+                types[n, : len(e.ids)] = e.type_ids
+                mask[n, : len(e.ids)] = e.attention_mask
+                offsets[n, : len(e.ids)] = e.offsets
+                offsets[n, : len(e.ids)][np.asarray(e.special_tokens_mask, dtype=bool)] = 0  # never in a span
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            with self._lock:
+                (tokens,) = self._session.run(None, {k: v for k, v in feed.items() if k in self._wanted})
+            yield rows, tokens, mask, offsets
+
+    @staticmethod
+    def _pool(tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Mean of the real tokens' vectors, then L2-normalized, as the model's Pooling (and the engine) do."""
+        weights = mask[..., None].astype(np.float32)
+        means = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return (means / np.clip(np.linalg.norm(means, axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
