@@ -1,6 +1,6 @@
 """Measure answer quality and speed on a SQuAD v1.1 file.
 
-    python -m index.eval FILE.json [--json] [--data-dir DIR] [--limit N]
+    python -m index.eval FILE.json [--json] [--data-dir DIR] [--limit N] [--errors MISSES.json]
 
 Each ``data[]`` entry becomes one article (its paragraphs joined by blank lines) in one fresh collection, and
 every question is asked against the whole collection. The answer path never sees the gold answers.
@@ -9,6 +9,7 @@ every question is asked against the whole collection. The answer path never sees
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -19,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from index.errors import NewsQuoteError, UserInputError
 from index.lexical import LexicalIndex, tokenize
+from index.models import Answer
 from index.service import Engine
 from index.settings import Settings
 
@@ -32,17 +35,31 @@ def load_squad(path: Path) -> list[dict[str, Any]]:
 
 
 def evaluate(
-    engine: Engine, articles: list[dict[str, Any]], limit: int | None = None, with_baselines: bool = False
+    engine: Engine,
+    articles: list[dict[str, Any]],
+    limit: int | None = None,
+    with_baselines: bool = False,
+    errors: list[dict[str, Any]] | None = None,
 ) -> dict[str, float]:
+    """Index ``articles``, ask every question, score the excerpts; append rank-1 misses to ``errors``.
+
+    A document that cannot be indexed (too short, empty) is counted, and its questions are scored as misses.
+    """
     started = time.perf_counter()
     ids: list[int] = []
+    skipped = 0
     for entry in articles:
         text = "\n\n".join(p["context"] for p in entry["paragraphs"])
         title = entry.get("title", "").replace("_", " ") or None
-        ids.append(engine.add_text(text, COLLECTION, title=title).article.id)
+        try:
+            ids.append(engine.add_text(text, COLLECTION, title=title).article.id)
+        except NewsQuoteError as exc:
+            skipped += 1
+            ids.append(-1)
+            print(f"skipped document {title or len(ids)}: {exc}", file=sys.stderr)
     ingest_seconds = time.perf_counter() - started
     chunks = engine.stats(COLLECTION).chunks
-    texts = {article_id: engine.store.article_text(article_id) for article_id in ids}
+    texts = {article_id: engine.store.article_text(article_id) for article_id in ids if article_id >= 0}
 
     questions = [
         (article_id, qa["question"], [a["text"] for a in qa["answers"]])
@@ -50,17 +67,37 @@ def evaluate(
         for p in entry["paragraphs"]
         for qa in p["qas"]
     ][:limit]
-    engine.ask(questions[0][1], COLLECTION)  # load the model and the indexes outside the timings
+    if not questions or not texts:
+        raise SystemExit("error: no question could be asked: no document of the file could be indexed")
+    with contextlib.suppress(UserInputError):
+        engine.ask(questions[0][1], COLLECTION)  # load the model and the indexes outside the timings
     hit1 = hit3 = article1 = verbatim = shown = 0
     reciprocal: list[float] = []
     lengths: list[int] = []
     latencies: list[float] = []
     for article_id, question, golds in questions:
         began = time.perf_counter()
-        answer = engine.ask(question, COLLECTION, k=10)
+        try:
+            answer = engine.ask(question, COLLECTION, k=10)
+        except UserInputError as exc:  # an empty or over-long question in the file: a miss, not a crash
+            print(f"question not asked: {question[:80]!r}: {exc}", file=sys.stderr)
+            answer = Answer(question, COLLECTION, answered=False)
         latencies.append((time.perf_counter() - began) * 1000)
         golds_folded = [g.casefold() for g in golds]
         hits = [any(g in r.text.casefold() for g in golds_folded) for r in answer.results]
+        if errors is not None and not (hits[:1] and hits[0]):
+            errors.append(
+                {
+                    "question": question,
+                    "answers": golds,
+                    "article_id": article_id,
+                    "indexed": article_id >= 0,
+                    "excerpts": [
+                        {"text": r.text, "article_id": r.article_id, "score": r.score, "hit": h}
+                        for r, h in zip(answer.results[:3], hits, strict=False)
+                    ],
+                }
+            )
         hit1 += bool(hits[:1] and hits[0])
         hit3 += any(hits[:3])
         article1 += bool(answer.results) and answer.results[0].article_id == article_id
@@ -73,15 +110,16 @@ def evaluate(
     latencies.sort()
     extra = baselines(engine, ids, texts, questions) if with_baselines else {}
     return {
-        "articles": len(ids),
+        "articles": len(ids) - skipped,
+        "documents_not_indexed": skipped,
         "questions": n,
         "excerpt_hit@1": hit1 / n,
         "excerpt_hit@3": hit3 / n,
         "article_hit@1": article1 / n,
         "mrr@10": statistics.fmean(reciprocal),
-        "mean_excerpt_chars": statistics.fmean(lengths),
-        "max_excerpt_chars": max(lengths),
-        "verbatim_share": verbatim / shown,
+        "mean_excerpt_chars": statistics.fmean(lengths) if lengths else 0.0,
+        "max_excerpt_chars": max(lengths, default=0),
+        "verbatim_share": verbatim / shown if shown else 1.0,
         "ingest_chunks_per_s": chunks / ingest_seconds,
         "ask_p50_ms": statistics.median(latencies),
         "ask_p95_ms": latencies[min(n - 1, round(0.95 * (n - 1)))],
@@ -93,7 +131,7 @@ def baselines(
 ) -> dict[str, float]:
     """Score plain single-sentence rankings on the same collection, for comparison: by the model's cosine, by BM25,
     and both fused by reciprocal rank."""
-    sentences = [(a, s) for a in ids for s in engine.store.sentences(a, 0, len(texts[a]))]
+    sentences = [(a, s) for a in ids if a >= 0 for s in engine.store.sentences(a, 0, len(texts[a]))]
     matrix = np.vstack([s.vector for _, s in sentences])
     lexical = LexicalIndex.from_texts(range(len(sentences)), [texts[a][s.start : s.end] for a, s in sentences])
     vectors = engine.embedder.encode([q for _, q, _ in questions])
@@ -127,12 +165,17 @@ def abstention(engine: Engine, articles: list[dict[str, Any]]) -> dict[str, floa
     half = len(articles) // 2
     for entry in articles[:half]:
         text = "\n\n".join(p["context"] for p in entry["paragraphs"])
-        engine.add_text(text, COLLECTION + "-half", title=entry.get("title", "").replace("_", " ") or None)
+        with contextlib.suppress(NewsQuoteError):  # counted by evaluate(); here it just has no answers
+            engine.add_text(text, COLLECTION + "-half", title=entry.get("title", "").replace("_", " ") or None)
     answered: dict[bool, list[bool]] = {True: [], False: []}
     for n, entry in enumerate(articles):
         for p in entry["paragraphs"]:
             for qa in p["qas"]:
-                answered[n < half].append(engine.ask(qa["question"], COLLECTION + "-half", k=1).answered)
+                try:
+                    said = engine.ask(qa["question"], COLLECTION + "-half", k=1).answered
+                except UserInputError:
+                    said = False
+                answered[n < half].append(said)
     return {
         "answerable_reported_unanswered": 1 - statistics.fmean(answered[True]),
         "unanswerable_reported_answered": statistics.fmean(answered[False]),
@@ -151,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         "--baselines", action="store_true", help="also score single sentences ranked by cosine, BM25 and their fusion"
     )
     parser.add_argument(
+        "--errors", type=Path, metavar="FILE", help="write every question missed at rank 1, with its gold answers "
+        "and the first three excerpts, to FILE as JSON"
+    )
+    parser.add_argument(
         "--abstention",
         action="store_true",
         help="also measure the no-answer threshold: index half the articles, ask about all of them",
@@ -165,7 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(data_dir=args.data_dir or Path(scratch))
         engine = Engine(settings)
         try:
-            figures = evaluate(engine, articles, args.limit, args.baselines)
+            errors: list[dict[str, Any]] | None = [] if args.errors else None
+            figures = evaluate(engine, articles, args.limit, args.baselines, errors)
+            if args.errors:
+                args.errors.write_text(json.dumps(errors, indent=2, ensure_ascii=False), encoding="utf-8")
             if args.abstention:
                 figures |= abstention(engine, articles)
         finally:

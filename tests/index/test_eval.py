@@ -96,3 +96,38 @@ def test_eval_command_refuses_a_file_that_is_not_squad(tmp_path: Path, capsys: p
 
     assert evaluation.main([str(path)]) == 2
     assert "SQuAD" in capsys.readouterr().err
+
+
+def test_a_document_too_short_to_index_is_counted_and_its_questions_missed(engine: Engine) -> None:
+    short = {
+        "title": "Stub",
+        "paragraphs": [
+            {
+                "context": "Too short.",
+                "qas": [{"id": "q4", "question": "What is it?", "answers": [{"text": "short", "answer_start": 4}]}],
+            }
+        ],
+    }
+    errors: list[dict] = []
+
+    figures = evaluation.evaluate(engine, [short, *SQUAD["data"]], errors=errors)
+
+    assert figures["documents_not_indexed"] == 1
+    assert figures["articles"] == 2
+    assert figures["questions"] == 4
+    assert figures["excerpt_hit@1"] <= 0.75
+    assert any(e["question"] == "What is it?" and not e["indexed"] for e in errors)
+
+
+def test_errors_file_lists_each_rank_1_miss_with_its_gold_and_excerpts(tmp_path: Path) -> None:
+    path, misses = tmp_path / "tiny.json", tmp_path / "misses.json"
+    data = json.loads(json.dumps(SQUAD))
+    data["data"][0]["paragraphs"][0]["qas"][0]["answers"] = [{"text": "not in the text at all", "answer_start": 0}]
+    path.write_text(json.dumps(data))
+
+    assert evaluation.main([str(path), "--json", "--errors", str(misses)]) == 0
+
+    written = json.loads(misses.read_text())
+    assert [e["question"] for e in written] == ["When did the dredging begin?"]
+    assert written[0]["answers"] == ["not in the text at all"]
+    assert 1 <= len(written[0]["excerpts"]) <= 3
