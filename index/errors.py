@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 
 class NewsQuoteError(Exception):
     """Base class: ``str(error)`` is a one-line message fit to show a user."""
@@ -79,3 +81,23 @@ class ConfigError(NewsQuoteError):
 class ModelLoadError(ConfigError):
     def __init__(self, model: str, reason: str) -> None:
         super().__init__(f"Could not load embedding model '{model}': {reason}")
+
+
+class DatabaseDamagedError(NewsQuoteError):
+    """The SQLite file is damaged: nothing is written to it, and what is damaged is never quoted.
+
+    Exit code 1: not the caller's mistake, and running the command again will not help. The message names the
+    file, ``PRAGMA integrity_check``'s verdict and what to do (``remedy``, by default a backup or ``.recover``).
+    """
+
+    exit_code = 1
+
+    def __init__(self, path: object, verdict: str, remedy: str | None = None) -> None:
+        file = shlex.quote(str(path))
+        remedy = remedy or (
+            f"Restore it from a backup, or salvage what is readable with `sqlite3 {file} .recover | sqlite3 "
+            "recovered.db` and put recovered.db in its place."
+        )
+        super().__init__(f"The database {path} is damaged ({verdict}); it was left as it is. {remedy}")
+        self.path = path
+        self.verdict = verdict

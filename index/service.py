@@ -23,8 +23,8 @@ from index.errors import (
 from index.lexical import LexicalIndex, token_set, tokenize
 from index.models import AddResult, Answer, Article, Chunk, Excerpt, ExtractedArticle, RebuildResult, Span, Stats
 from index.settings import Settings
-from index.store import NewPiece, Store
-from index.vectors import VectorIndex
+from index.store import DuplicateArticle, NewPiece, Store
+from index.vectors import VectorIndex, prepare_directory
 
 Progress = Callable[[int, int], None]
 
@@ -50,6 +50,7 @@ class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.store = Store(settings.db_path)
+        prepare_directory(settings.index_dir)
         self._embedder = embedder
         self._loaded: dict[str, _Loaded] = {}
         self._lock = threading.RLock()  # guards writes and the in-memory indexes
@@ -116,17 +117,20 @@ class Engine:
             if known:
                 return AddResult(known[0], duplicate=True, reason=known[1])
             loaded = self._load(collection)
-            stored, chunk_ids = self.store.add_article(
-                collection,
-                article,
-                canonical_url=canonical,
-                text_hash=fingerprint,
-                added_by=added_by,
-                chunks=chunks,
-                sentences=sentences,
-                model=self.embedder.name,
-                dimension=self.embedder.dimension,
-            )
+            try:
+                stored, chunk_ids = self.store.add_article(
+                    collection,
+                    article,
+                    canonical_url=canonical,
+                    text_hash=fingerprint,
+                    added_by=added_by,
+                    chunks=chunks,
+                    sentences=sentences,
+                    model=self.embedder.name,
+                    dimension=self.embedder.dimension,
+                )
+            except DuplicateArticle as known_elsewhere:  # another process added it since we looked
+                return AddResult(known_elsewhere.article, duplicate=True, reason=known_elsewhere.reason)
             self._refresh(
                 collection,
                 loaded,
@@ -235,7 +239,7 @@ class Engine:
         fused = _fuse([dense, lexical])[: max(CHUNKS_TO_READ, k * 2)]
         groups = self._sentences(collection, fused, query)
         found = answer.candidates(
-            groups, query_tokens, loaded.lexical.idf, self.weights, answer.expected_trait(question)
+            groups, query_tokens, loaded.lexical.idf, self.weights, text=question
         )
         chosen = answer.pick(found, k)
         threshold = self.settings.min_relevance
@@ -332,7 +336,8 @@ class Engine:
 
     def remove(self, article_id: int, collection: str = "default") -> Article:
         """Remove an article; its vectors leave the index at once."""
-        self.store.article(collection, article_id)  # a missing id fails before any index is loaded
+        # A missing id fails before any index is loaded; a damaged article can still be removed.
+        self.store.article(collection, article_id, check=False)
         with self._lock:
             loaded = self._load(collection)
             article, chunk_ids = self.store.remove_article(collection, article_id)

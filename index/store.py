@@ -1,19 +1,32 @@
-"""SQLite, the source of truth: articles with their full text, chunks and sentences with offsets and vectors."""
+"""SQLite, the source of truth: articles with their full text, chunks and sentences with offsets and vectors.
+
+Damage is never served. SQLite's own corruption errors, a header that SQLite would misread, and rows whose
+contents no longer match the checksum stored with them all raise :class:`DatabaseDamagedError`, and nothing is
+written to a database once it is known to be damaged. Opening waits for other processes instead of failing.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import numbers
+import os
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from index.errors import ArticleNotFoundError
+from index.errors import ArticleNotFoundError, DatabaseDamagedError
 from index.models import Article, ExtractedArticle
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 PRAGMA foreign_keys = ON;
@@ -21,7 +34,8 @@ CREATE TABLE IF NOT EXISTS collections (
     name TEXT PRIMARY KEY,
     model TEXT,
     dimension INTEGER,
-    version INTEGER NOT NULL DEFAULT 0
+    version INTEGER NOT NULL DEFAULT 0,
+    checksum BLOB
 );
 CREATE TABLE IF NOT EXISTS articles (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -36,6 +50,7 @@ CREATE TABLE IF NOT EXISTS articles (
     added_at TEXT NOT NULL,
     text TEXT NOT NULL,
     text_hash TEXT NOT NULL,
+    checksum BLOB,
     UNIQUE (collection, canonical_url),
     UNIQUE (collection, text_hash)
 );
@@ -44,7 +59,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    checksum BLOB
 );
 CREATE INDEX IF NOT EXISTS chunks_by_article ON chunks(article_id);
 CREATE TABLE IF NOT EXISTS sentences (
@@ -52,15 +68,46 @@ CREATE TABLE IF NOT EXISTS sentences (
     article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    checksum BLOB
 );
 CREATE INDEX IF NOT EXISTS sentences_by_article ON sentences(article_id, start);
 """
 
+# Every column but the id is covered by the row's checksum, in this order.
+CHECKED_COLUMNS = {
+    "collections": ("name", "model", "dimension", "version"),
+    "articles": (
+        "collection", "title", "url", "canonical_url", "byline", "published", "source", "added_by", "added_at",
+        "text", "text_hash",
+    ),
+    "chunks": ("article_id", "start", "end", "vector"),
+    "sentences": ("article_id", "start", "end", "vector"),
+}  # fmt: skip
+
+# id, the checked columns, the checksum, then the chunk count.
 ARTICLE_COLUMNS = (
-    "a.id, a.collection, a.title, a.url, a.byline, a.published, a.source, a.added_by, a.added_at, "
-    "length(a.text), (SELECT count(*) FROM chunks c WHERE c.article_id = a.id)"
+    "a.id, " + ", ".join(f"a.{c}" for c in CHECKED_COLUMNS["articles"]) + ", a.checksum, "
+    "(SELECT count(*) FROM chunks c WHERE c.article_id = a.id)"
 )
+PIECE_COLUMNS = "id, article_id, start, end, vector, checksum"
+
+BUSY_TIMEOUT = 30.0  # seconds to wait for another process's lock, when opening and on every write
+DAMAGE_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_FORMAT}
+BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+HEADER = b"SQLite format 3\x00"
+
+REBUILD_REMEDY = (
+    "Its text is intact and the vectors can be made again from it: an admin must rebuild the index "
+    "(/rebuild in Discord, `python -m index rebuild` on the command line), or restore the database from a backup."
+)
+
+
+def article_remedy(article_id: object) -> str:
+    return (
+        f"Restore the database from a backup, or remove article #{article_id} (`python -m index remove "
+        f"{article_id}`) and add it again."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,61 +144,298 @@ class NewPiece:
     vector: np.ndarray
 
 
+class DuplicateArticle(Exception):
+    """The collection already holds this article (perhaps added by another process a moment ago)."""
+
+    def __init__(self, article: Article, reason: str) -> None:
+        super().__init__(f"already stored as #{article.id}")
+        self.article = article
+        self.reason = reason
+
+
 def _blob(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype=np.float32).tobytes()
 
 
-def _article(row: Sequence) -> Article:
-    return Article(*row)
+def _digest(values: Sequence[object]) -> bytes:
+    """A checksum of a row's values that changes if any value, or its type, changes."""
+    h = hashlib.blake2b(digest_size=16)
+    for value in values:
+        if isinstance(value, bytes):
+            data = value
+        elif isinstance(value, str):
+            data = value.encode("utf-8", "surrogateescape")  # undecodable bytes read back as surrogates
+        else:
+            data = repr(value).encode()
+        h.update(type(value).__name__.encode() + b":" + len(data).to_bytes(8, "little") + data)
+    return h.digest()
+
+
+def _stored(*values: object) -> tuple:
+    """Values as SQLite gives them back, so that their checksum matches when they are read."""
+    return tuple(
+        v if v is None or isinstance(v, bytes) else int(v) if isinstance(v, numbers.Integral) else str(v)
+        for v in values
+    )
+
+
+def _decode(data: bytes) -> str:
+    # Damaged text must reach the checksum, not raise inside the driver with the bytes in the message.
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in BUSY_CODES
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in DAMAGE_CODES
+    return any(s in str(exc) for s in ("malformed", "not a database"))
+
+
+def header_problem(path: Path) -> str | None:
+    """Say what is wrong with a database file's 100-byte header, or None if SQLite will read it as written.
+
+    Checks what SQLite would otherwise misread quietly (text encoding, a wrong page count) or refuse to write
+    ("attempt to write a readonly database" from a damaged version byte), before anything is opened.
+    """
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(100)
+            size = os.fstat(handle.fileno()).st_size
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        return None  # nothing to check; connecting reports what is wrong
+    if size == 0:
+        return None  # a new database
+    if len(header) < 100 or not header.startswith(HEADER):
+        return "it does not begin with a SQLite header"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    if not 512 <= page_size <= 65536 or page_size & (page_size - 1):
+        return f"its header gives an impossible page size ({page_size})"
+    if header[18] not in (1, 2) or header[19] not in (1, 2):
+        return f"its header's file format versions (bytes 18-19) are {header[18]} and {header[19]}, not 1 or 2"
+    if header[20] != 0 or header[21:24] != b"\x40\x20\x20":
+        return "its header's page layout (bytes 20-23) is not the one SQLite writes"
+    if int.from_bytes(header[44:48], "big") > 4:
+        return "its header's schema format (bytes 44-47) is unknown"
+    if int.from_bytes(header[56:60], "big") not in (0, 1):
+        return "its header's text encoding (bytes 56-59) is not UTF-8"
+    wal = path.with_name(path.name + "-wal")
+    quiet = not wal.exists() or wal.stat().st_size == 0  # otherwise a checkpoint may be under way
+    pages = int.from_bytes(header[28:32], "big")
+    if quiet and header[24:28] == header[92:96] and pages and size != pages * page_size:
+        return f"it is {size:,} bytes long but its header says {pages:,} pages of {page_size:,} bytes"
+    return None
 
 
 class Store:
-    """All reads and writes of the database; safe to share between threads."""
+    """All reads and writes of the database; safe to share between threads and between processes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout: float = BUSY_TIMEOUT) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = FULL")
-        self._db.executescript(SCHEMA)
         self._lock = threading.RLock()
+        self._damage: str | None = None  # the verdict, once SQLite has reported damage
+        self._verdict: str | None = None
+        problem = header_problem(path)
+        if problem:
+            raise DatabaseDamagedError(path, f"{problem}; integrity_check: {self._read_only_check()}")
+        self._db = self._open(busy_timeout)
+
+    def _open(self, busy_timeout: float) -> sqlite3.Connection:
+        """Connect, switch to WAL and create the tables, retrying while another process holds a lock."""
+        deadline = time.monotonic() + busy_timeout
+        while True:
+            db = sqlite3.connect(self.path, timeout=busy_timeout, check_same_thread=False, isolation_level=None)
+            db.text_factory = _decode
+            try:
+                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    log.warning("%s: journal mode is %s, not WAL", self.path, mode)
+                db.execute("PRAGMA synchronous = FULL")
+                db.executescript(SCHEMA)
+                self._upgrade(db)
+            except sqlite3.DatabaseError as exc:
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    db.close()
+                    time.sleep(random.uniform(0.01, 0.1))  # another process is creating or upgrading it
+                    continue
+                if _is_damage(exc):
+                    verdict = f"SQLite says {exc}; integrity_check: {self._check(db)}"
+                    db.close()
+                    raise DatabaseDamagedError(self.path, verdict) from exc
+                db.close()
+                raise
+            except BaseException:
+                db.close()
+                raise
+            return db
+
+    def _upgrade(self, db: sqlite3.Connection) -> None:
+        """Add the checksum columns to a database made before them; its existing rows stay unchecked."""
+        missing = [t for t in CHECKED_COLUMNS if "checksum" not in _columns(db, t)]
+        if not missing:
+            return
+        verdict = self._check(db, quick=True)
+        if verdict != "ok":  # never write to a damaged file, not even a new column
+            raise DatabaseDamagedError(self.path, f"integrity_check: {verdict}")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for table in missing:
+                if "checksum" not in _columns(db, table):  # another process may have just done it
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN checksum BLOB")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
+    # --- damage ------------------------------------------------------------------------------
+
+    def _check(self, db: sqlite3.Connection, quick: bool = False) -> str:
+        """``PRAGMA integrity_check``'s verdict on one line: "ok", or its first problems."""
+        try:
+            rows = [str(r[0]) for r in db.execute(f"PRAGMA {'quick' if quick else 'integrity'}_check(3)")]
+        except sqlite3.Error as exc:
+            return f"cannot run ({exc})"
+        if rows == ["ok"]:
+            return "ok"
+        verdict = "; ".join(" ".join(r.split()) for r in rows)
+        return verdict[:300] + ("..." if len(verdict) > 300 else "")
+
+    def _read_only_check(self) -> str:
+        """Check a database without writing anything, not even the WAL index files."""
+        try:
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?immutable=1", uri=True)
+        except sqlite3.Error as exc:
+            return f"cannot run ({exc})"
+        try:
+            return self._check(db)
+        finally:
+            db.close()
+
+    def _verdict_once(self) -> str:
+        with self._lock:
+            if self._verdict is None:
+                self._verdict = self._check(self._db)
+            return self._verdict
+
+    def _damaged(self, what: str, remedy: str | None = None) -> DatabaseDamagedError:
+        """The error for a row that does not match its checksum: SQLite cannot see that kind of damage."""
+        return DatabaseDamagedError(self.path, f"{what}; integrity_check: {self._verdict_once()}", remedy)
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn SQLite's reports of damage into DatabaseDamagedError, and stop using the file after one."""
+        if self._damage is not None:
+            raise DatabaseDamagedError(self.path, self._damage)
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_READONLY:
+                    problem = header_problem(self.path)
+                    if problem:
+                        self._damage = f"{problem}; integrity_check: {self._read_only_check()}"
+                        raise DatabaseDamagedError(self.path, self._damage) from exc
+                raise
+            with suppress(sqlite3.Error):
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            self._damage = f"SQLite says {exc}; integrity_check: {self._verdict_once()}"
+            raise DatabaseDamagedError(self.path, self._damage) from exc
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, self._guard():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
-    def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
-        with self._lock:
+    def _query(self, sql: str, params: Sequence | dict = ()) -> list[tuple]:
+        with self._lock, self._guard():
             return self._db.execute(sql, params).fetchall()
+
+    def _verify(self, table: str, row_id: object, values: Sequence[object], checksum: object) -> None:
+        """Raise if a row's values are not the ones written; rows from before checksums only need valid text."""
+        if checksum is None:
+            intact = all(not isinstance(v, str) or v.isascii() or _valid_utf8(v) for v in values)
+            if table in ("chunks", "sentences"):
+                vector = values[3]
+                typed = [type(v) for v in values] == [int, int, int, bytes]
+                intact = intact and typed and isinstance(vector, bytes) and len(vector) % 4 == 0
+        else:
+            intact = checksum == _digest(values)
+        if intact:
+            return
+        if table == "articles":
+            raise self._damaged(f"article #{row_id} does not match its checksum", article_remedy(row_id))
+        if table == "collections":
+            raise self._damaged(f"the record of collection {row_id!r} does not match its checksum")
+        raise self._damaged(f"{table[:-1]} #{row_id}'s vector or offsets do not match its checksum", REBUILD_REMEDY)
+
+    def _article(self, row: Sequence, check: bool = True) -> tuple[Article, str]:
+        """Build an article from a row of ARTICLE_COLUMNS, after checking it; also return its text."""
+        n = len(CHECKED_COLUMNS["articles"])
+        article_id, values, checksum, chunks = row[0], row[1 : n + 1], row[n + 1], row[n + 2]
+        if check:
+            self._verify("articles", article_id, values, checksum)
+        collection, title, url, _canonical, byline, published, source, added_by, added_at, text, _hash = values
+        article = Article(
+            article_id, collection, title, url, byline, published, source, added_by, added_at, len(str(text)), chunks
+        )
+        return article, str(text)
+
+    def _articles(self, where: str, params: Sequence, check: bool = True) -> list[tuple[Article, str]]:
+        rows = self._query(f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE {where}", params)
+        return [self._article(r, check) for r in rows]
+
+    def _pieces(self, table: str, where: str, params: Sequence) -> list[tuple]:
+        """Rows of chunks or sentences as (id, article_id, start, end, vector), each checked."""
+        rows = self._query(f"SELECT {PIECE_COLUMNS} FROM {table} WHERE {where}", params)
+        for r in rows:
+            self._verify(table, r[0], r[1:5], r[5])
+        return [r[:5] for r in rows]
 
     # --- collections -------------------------------------------------------------------------
 
     def collection(self, name: str) -> CollectionInfo:
-        rows = self._query("SELECT name, model, dimension, version FROM collections WHERE name = ?", (name,))
-        return CollectionInfo(*rows[0]) if rows else CollectionInfo(name, None, None, 0)
+        rows = self._query("SELECT name, model, dimension, version, checksum FROM collections WHERE name = ?", (name,))
+        if not rows:
+            return CollectionInfo(name, None, None, 0)
+        self._verify("collections", name, rows[0][:4], rows[0][4])
+        return CollectionInfo(*rows[0][:4])
 
     def collections(self) -> list[str]:
         return [r[0] for r in self._query("SELECT name FROM collections ORDER BY name")]
 
-    @staticmethod
-    def _bump(db: sqlite3.Connection, name: str, model: str | None = None, dimension: int | None = None) -> None:
-        db.execute("INSERT OR IGNORE INTO collections(name, version) VALUES (?, 0)", (name,))
+    def _bump(self, db: sqlite3.Connection, name: str, model: str | None = None, dimension: int | None = None) -> None:
+        old = self.collection(name)
+        row = _stored(
+            name,
+            model if model is not None else old.model,
+            dimension if dimension is not None else old.dimension,
+            old.version + 1,
+        )
         db.execute(
-            "UPDATE collections SET version = version + 1, model = coalesce(?, model), "
-            "dimension = coalesce(?, dimension) WHERE name = ?",
-            (model, dimension, name),
+            "INSERT INTO collections(name, model, dimension, version, checksum) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET model = excluded.model, dimension = excluded.dimension, "
+            "version = excluded.version, checksum = excluded.checksum",
+            (*row, _digest(row)),
         )
 
     # --- articles ----------------------------------------------------------------------------
@@ -159,17 +443,11 @@ class Store:
     def find_duplicate(self, collection: str, canonical_url: str | None, text_hash: str) -> tuple[Article, str] | None:
         """Return the stored article this one repeats, and whether the URL or the text matched."""
         if canonical_url:
-            rows = self._query(
-                f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.collection = ? AND a.canonical_url = ?",
-                (collection, canonical_url),
-            )
-            if rows:
-                return _article(rows[0]), "url"
-        rows = self._query(
-            f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.collection = ? AND a.text_hash = ?",
-            (collection, text_hash),
-        )
-        return (_article(rows[0]), "text") if rows else None
+            found = self._articles("a.collection = ? AND a.canonical_url = ?", (collection, canonical_url))
+            if found:
+                return found[0][0], "url"
+        found = self._articles("a.collection = ? AND a.text_hash = ?", (collection, text_hash))
+        return (found[0][0], "text") if found else None
 
     def add_article(
         self,
@@ -184,69 +462,81 @@ class Store:
         model: str,
         dimension: int,
     ) -> tuple[Article, list[int]]:
-        """Store an article with its chunks and sentences in one transaction; return it and its chunk ids."""
+        """Store an article with its chunks and sentences in one transaction; return it and its chunk ids.
+
+        Raises DuplicateArticle, storing nothing, if the collection already holds the same URL or text, even
+        when another process added it since the caller last looked.
+        """
         added_at = datetime.now(UTC).isoformat(timespec="seconds")
+        values = _stored(
+            collection,
+            article.title,
+            article.url,
+            canonical_url,
+            article.byline,
+            article.published,
+            article.source,
+            added_by,
+            added_at,
+            article.text,
+            text_hash,
+        )
         with self._transaction() as db:
+            # Under the write lock nobody can add it between this look and the insert.
+            known = self.find_duplicate(collection, canonical_url, text_hash)
+            if known:
+                raise DuplicateArticle(*known)
             self._bump(db, collection, model, dimension)
-            cursor = db.execute(
-                "INSERT INTO articles(collection, title, url, canonical_url, byline, published, source, added_by, "
-                "added_at, text, text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    collection,
-                    article.title,
-                    article.url,
-                    canonical_url,
-                    article.byline,
-                    article.published,
-                    article.source,
-                    added_by,
-                    added_at,
-                    article.text,
-                    text_hash,
-                ),
-            )
+            try:
+                cursor = db.execute(
+                    f"INSERT INTO articles({', '.join(CHECKED_COLUMNS['articles'])}, checksum) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*values, _digest(values)),
+                )
+            except sqlite3.IntegrityError:
+                known = self.find_duplicate(collection, canonical_url, text_hash)
+                if known:
+                    raise DuplicateArticle(*known) from None
+                raise
             article_id = int(cursor.lastrowid or 0)
             chunk_ids = self._insert_pieces(db, article_id, chunks, sentences)
         return self.article(collection, article_id), chunk_ids
 
-    def article(self, collection: str, article_id: int) -> Article:
-        rows = self._query(
-            f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.collection = ? AND a.id = ?", (collection, article_id)
-        )
-        if not rows:
+    def article(self, collection: str, article_id: int, *, check: bool = True) -> Article:
+        """Return an article; ``check=False`` skips its checksum, so that a damaged article can be removed."""
+        found = self._articles("a.collection = ? AND a.id = ?", (collection, article_id), check)
+        if not found:
             raise ArticleNotFoundError(article_id, collection)
-        return _article(rows[0])
+        return found[0][0]
 
     def articles(self, collection: str, *, limit: int | None = None, offset: int = 0) -> list[Article]:
-        rows = self._query(
-            f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.collection = ? ORDER BY a.id DESC LIMIT ? OFFSET ?",
-            (collection, -1 if limit is None else limit, offset),
+        found = self._articles(
+            "a.collection = ? ORDER BY a.id DESC LIMIT ? OFFSET ?", (collection, -1 if limit is None else limit, offset)
         )
-        return [_article(r) for r in rows]
+        return [article for article, _ in found]
 
     def search_titles(self, collection: str, needle: str, limit: int = 25) -> list[Article]:
         pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = self._query(
-            f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.collection = ? AND a.title LIKE ? ESCAPE '\\' "
-            "ORDER BY a.id DESC LIMIT ?",
-            (collection, pattern, limit),
+        found = self._articles(
+            "a.collection = ? AND a.title LIKE ? ESCAPE '\\' ORDER BY a.id DESC LIMIT ?", (collection, pattern, limit)
         )
-        return [_article(r) for r in rows]
+        return [article for article, _ in found]
 
     def article_text(self, article_id: int) -> str:
-        rows = self._query("SELECT text FROM articles WHERE id = ?", (article_id,))
-        return str(rows[0][0]) if rows else ""
+        found = self._articles("a.id = ?", (article_id,))
+        return found[0][1] if found else ""
 
     def article_texts(self, collection: str) -> Iterator[tuple[int, str]]:
-        for article_id, text in self._query(
-            "SELECT id, text FROM articles WHERE collection = ? ORDER BY id", (collection,)
-        ):
-            yield int(article_id), str(text)
+        for article, text in self._articles("a.collection = ? ORDER BY a.id", (collection,)):
+            yield article.id, text
 
     def remove_article(self, collection: str, article_id: int) -> tuple[Article, list[int]]:
-        """Delete an article with its chunks and sentences; return it and the chunk ids that went."""
+        """Delete an article with its chunks and sentences; return it and the chunk ids that went.
+
+        Its checksum is not checked: removing is how a damaged article is got rid of.
+        """
         with self._transaction() as db:
-            article = self.article(collection, article_id)
+            article = self.article(collection, article_id, check=False)
             chunk_ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE article_id = ?", (article_id,))]
             db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
             self._bump(db, collection)
@@ -261,7 +551,7 @@ class Store:
             "SELECT (SELECT count(*) FROM articles WHERE collection = :c), "
             "(SELECT count(*) FROM chunks JOIN articles a ON a.id = chunks.article_id WHERE a.collection = :c), "
             "(SELECT count(*) FROM sentences JOIN articles a ON a.id = sentences.article_id WHERE a.collection = :c)",
-            {"c": collection},  # type: ignore[arg-type]
+            {"c": collection},
         )[0]
         return int(row[0]), int(row[1]), int(row[2])
 
@@ -269,43 +559,39 @@ class Store:
 
     def chunk_vectors(self, collection: str) -> tuple[np.ndarray, np.ndarray]:
         """Return every chunk id of a collection and the matching vectors."""
-        rows = self._query(
-            "SELECT c.id, c.vector FROM chunks c JOIN articles a ON a.id = c.article_id WHERE a.collection = ? "
-            "ORDER BY c.id",
-            (collection,),
+        rows = self._pieces(
+            "chunks", "article_id IN (SELECT id FROM articles WHERE collection = ?) ORDER BY id", (collection,)
         )
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         if not rows:
             return ids, np.zeros((0, 0), dtype=np.float32)
-        return ids, np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        return ids, np.vstack([np.frombuffer(r[4], dtype=np.float32) for r in rows])
 
     def chunk_texts(self, collection: str) -> tuple[list[int], list[str]]:
         """Return every chunk id of a collection with its text, for the lexical index."""
-        rows = self._query(
-            "SELECT c.id, substr(a.text, c.start + 1, c.end - c.start) FROM chunks c "
-            "JOIN articles a ON a.id = c.article_id WHERE a.collection = ? ORDER BY c.id",
-            (collection,),
+        texts = dict(self.article_texts(collection))
+        rows = self._pieces(
+            "chunks", "article_id IN (SELECT id FROM articles WHERE collection = ?) ORDER BY id", (collection,)
         )
-        return [int(r[0]) for r in rows], [str(r[1]) for r in rows]
+        rows = [r for r in rows if r[1] in texts]  # an article added between the two reads waits for the next load
+        return [int(r[0]) for r in rows], [texts[r[1]][r[2] : r[3]] for r in rows]
 
     def chunks(self, collection: str, ids: Sequence[int]) -> dict[int, ChunkRow]:
         """Return the chunks of ``collection`` among ``ids``; ids of other collections are ignored."""
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self._query(
-            f"SELECT c.id, c.article_id, c.start, c.end FROM chunks c JOIN articles a ON a.id = c.article_id "
-            f"WHERE a.collection = ? AND c.id IN ({marks})",
-            (collection, *ids),
+        rows = self._pieces(
+            "chunks",
+            f"id IN ({marks}) AND article_id IN (SELECT id FROM articles WHERE collection = ?)",
+            (*ids, collection),
         )
-        return {int(r[0]): ChunkRow(*r) for r in rows}
+        return {int(r[0]): ChunkRow(*r[:4]) for r in rows}
 
     def sentences(self, article_id: int, start: int, end: int) -> list[SentenceRow]:
         """Return the sentences of an article that overlap ``[start, end)``, in order, with vectors."""
-        rows = self._query(
-            "SELECT id, article_id, start, end, vector FROM sentences WHERE article_id = ? AND start < ? AND end > ? "
-            "ORDER BY start",
-            (article_id, end, start),
+        rows = self._pieces(
+            "sentences", "article_id = ? AND start < ? AND end > ? ORDER BY start", (article_id, end, start)
         )
         return [SentenceRow(r[0], r[1], r[2], r[3], np.frombuffer(r[4], dtype=np.float32)) for r in rows]
 
@@ -334,21 +620,26 @@ class Store:
     def _insert_pieces(
         db: sqlite3.Connection, article_id: int, chunks: Sequence[NewPiece], sentences: Sequence[NewPiece]
     ) -> list[int]:
-        chunk_ids = [
-            int(
-                db.execute(
-                    "INSERT INTO chunks(article_id, start, end, vector) VALUES (?, ?, ?, ?)",
-                    (article_id, c.start, c.end, _blob(c.vector)),
-                ).lastrowid
-                or 0
-            )
-            for c in chunks
-        ]
-        db.executemany(
-            "INSERT INTO sentences(article_id, start, end, vector) VALUES (?, ?, ?, ?)",
-            [(article_id, s.start, s.end, _blob(s.vector)) for s in sentences],
-        )
+        def row(piece: NewPiece) -> tuple:
+            values = _stored(article_id, piece.start, piece.end, _blob(piece.vector))
+            return (*values, _digest(values))
+
+        insert = "(article_id, start, end, vector, checksum) VALUES (?, ?, ?, ?, ?)"
+        chunk_ids = [int(db.execute(f"INSERT INTO chunks{insert}", row(c)).lastrowid or 0) for c in chunks]
+        db.executemany(f"INSERT INTO sentences{insert}", [row(s) for s in sentences])
         return chunk_ids
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {str(r[1]) for r in db.execute(f"PRAGMA table_info({table})")}
+
+
+def _valid_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
