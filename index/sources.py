@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import itertools
 import re
 import socket
+import threading
+import time
 import unicodedata
 from pathlib import Path
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from index import markdown
 from index.cleaning import clean_boilerplate
+from index.decoding import binary_kind, decode
 from index.errors import (
     BlockedAddressError,
     FetchError,
@@ -35,7 +41,12 @@ MAX_SENTENCE_TITLE_CHARS = 100  # a title made from the first sentence is a labe
 
 # --- cleaning ------------------------------------------------------------------------------------
 
-_INVISIBLE = re.compile(r"[\u200b-\u200f\u2028\u2029\u2060\ufeff\u00ad]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Zero-width and bidirectional formatting characters (embeddings, overrides, isolates: they can make a quote
+# read backwards), invisible operators, tag characters (text hidden from readers), and C0/C1 controls.
+_INVISIBLE = re.compile(
+    "[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\u061c\u180e\u2028\u2029\ufeff\u00ad\ufff9-\ufffb]"
+    "|[\U000e0000-\U000e007f]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+)
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 
 
@@ -69,22 +80,9 @@ def _continues(previous: str, line: str, lines: int) -> bool:
     return line[:1].islower() or (lines >= 3 and len(previous) >= 50)
 
 
-_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-_MD_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+", re.M)
-_MD_EMPHASIS = re.compile(r"(?<![\w*])(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1(?![\w*])")
-_MD_QUOTE = re.compile(r"^[ \t]{0,3}>[ \t]?", re.M)
-_MD_RULE = re.compile(r"^[ \t]{0,3}([-*_])([ \t]*\1){2,}[ \t]*$", re.M)
-
-
 def markdown_to_text(text: str) -> str:
-    """Drop Markdown markup that would otherwise show up inside quotes."""
-    text = _MD_IMAGE.sub("", text)
-    text = _MD_LINK.sub(r"\1", text)
-    text = _MD_HEADING.sub("", text)
-    text = _MD_QUOTE.sub("", text)
-    text = _MD_RULE.sub("", text)
-    return re.sub(r"\n{3,}", "\n\n", _MD_EMPHASIS.sub(r"\2", text))
+    """Drop Markdown markup that would otherwise show up inside quotes, in time linear in the text."""
+    return markdown.to_text(text)
 
 
 def text_fingerprint(text: str) -> str:
@@ -225,14 +223,11 @@ def from_text(
     return _finish(text, title, settings, filename=filename, url=url, source=source)
 
 
-def decode(data: bytes, charset: str | None = None) -> str:
-    for encoding in (charset, "utf-8-sig"):
-        if encoding:
-            try:
-                return data.decode(encoding)
-            except (LookupError, UnicodeDecodeError):
-                continue
-    return data.decode("cp1252", errors="replace")
+def refuse_binary(data: bytes, name: str, accepted: str) -> None:
+    """Refuse a PDF, an image, a program or any other binary data before it reaches a parser."""
+    kind = binary_kind(data)
+    if kind:
+        raise UnsupportedContentError(f"{name} is {kind}, not text: only {accepted} can be added.")
 
 
 def from_bytes(data: bytes, filename: str, settings: Settings, title: str | None = None) -> ExtractedArticle:
@@ -244,6 +239,7 @@ def from_bytes(data: bytes, filename: str, settings: Settings, title: str | None
         )
     if len(data) > settings.max_download_bytes:
         raise TooLargeError(f"The file is {len(data):,} bytes; the limit is {settings.max_download_bytes:,}.")
+    refuse_binary(data, f"'{Path(filename).name}'", ".html, .htm, .txt and .md files")
     if kind == "html":
         article = from_html(data, settings, source="file")
         return (
@@ -314,18 +310,102 @@ def resolve(host: str, port: int, allow_private: bool) -> str:
     return addresses[0]
 
 
+class _Deadline:
+    """One time budget for a whole fetch: DNS, connections, redirects, headers and body.
+
+    httpx's timeouts apply to each connect and each read, so a server sending a byte at a time holds a fetch
+    open for as long as it likes, its headers included (which no loop here sees arrive). Each step gets the
+    time that is left, and at the deadline a timer shuts the sockets of the fetch, which ends any read
+    blocked on them at once.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Self:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+    def left(self, url: str) -> float:
+        """Seconds left, or the timeout error when none are."""
+        left = self.end - time.monotonic()
+        if self.expired or left <= 0:
+            raise self.error(url)
+        return left
+
+    def error(self, url: str) -> FetchError:
+        return FetchError(f"Timed out after {self.seconds:g} s fetching {url}.")
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpx's trace hook: keep each new connection's socket (and its TLS socket) for the timer."""
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            sock = info["return_value"].get_extra_info("socket")
+            with self._lock:
+                self._sockets.append(sock)
+                if self.expired:
+                    _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # The plain socket's shutdown, even on a TLS socket: it ends a blocked read without touching TLS state
+    # that the reading thread is using. A socket already closed (or handed over to TLS) raises; nothing to do.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _resolve_in_time(host: str, port: int, allow_private: bool, deadline: _Deadline, url: str) -> str:
+    """``resolve``, given up on at the deadline: the system resolver has no timeout of ours."""
+    outcome: list[str | BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(resolve(host, port, allow_private))
+        except BaseException as exc:  # handed to the fetching thread, which raises it
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, name=f"resolve {host}", daemon=True)
+    worker.start()
+    worker.join(deadline.left(url))
+    if not outcome:
+        raise deadline.error(url)
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
 def fetch_url(url: str, settings: Settings) -> tuple[str, str, bytes, str | None]:
-    """Fetch a page, following redirects by hand so every hop is checked; return final URL, type, body, charset."""
+    """Fetch a page, following redirects by hand so every hop is checked; return final URL, type, body, charset.
+
+    The whole fetch, redirects included, takes at most ``settings.fetch_timeout`` seconds.
+    """
     current = url.strip()
     if "://" not in current:
         current = "https://" + current
-    with httpx.Client(timeout=settings.fetch_timeout, follow_redirects=False, trust_env=False) as client:
+    with (
+        _Deadline(settings.fetch_timeout) as deadline,
+        httpx.Client(follow_redirects=False, trust_env=False) as client,
+    ):
         for _ in range(settings.max_redirects + 1):
             parts = urlsplit(current)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise FetchError(f"Not a web address: '{current}'. Give a full http:// or https:// URL.")
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            address = resolve(parts.hostname, port, settings.allow_private_hosts)
+            address = _resolve_in_time(parts.hostname, port, settings.allow_private_hosts, deadline, current)
             # Connect to the address that was checked, so a second DNS answer cannot redirect us inside.
             pinned = httpx.URL(current).copy_with(host=address)
             headers = {
@@ -335,20 +415,28 @@ def fetch_url(url: str, settings: Settings) -> tuple[str, str, bytes, str | None
             }
             try:
                 with client.stream(
-                    "GET", pinned, headers=headers, extensions={"sni_hostname": parts.hostname}
+                    "GET",
+                    pinned,
+                    headers=headers,
+                    timeout=deadline.left(current),
+                    extensions={"sni_hostname": parts.hostname, "trace": deadline.trace},
                 ) as response:
                     if response.is_redirect and "location" in response.headers:
                         current = urljoin(current, response.headers["location"])
                         continue
-                    return current, *_read_body(response, current, settings)
+                    return current, *_read_body(response, current, settings, deadline)
             except httpx.TimeoutException as exc:
-                raise FetchError(f"Timed out after {settings.fetch_timeout:g} s fetching {current}.") from exc
+                raise deadline.error(current) from exc
             except httpx.HTTPError as exc:
+                if deadline.expired:  # the timer shut the connection under a read
+                    raise deadline.error(current) from exc
                 raise FetchError(f"Could not fetch {current}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
     raise FetchError(f"Too many redirects (more than {settings.max_redirects}) from {url}.")
 
 
-def _read_body(response: httpx.Response, url: str, settings: Settings) -> tuple[str, bytes, str | None]:
+def _read_body(
+    response: httpx.Response, url: str, settings: Settings, deadline: _Deadline
+) -> tuple[str, bytes, str | None]:
     if response.status_code >= 400:
         raise FetchError(f"{url} answered HTTP {response.status_code} {response.reason_phrase}.".replace(" .", "."))
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower() or "text/html"
@@ -365,11 +453,14 @@ def _read_body(response: httpx.Response, url: str, settings: Settings) -> tuple[
         body += piece
         if len(body) > limit:
             raise TooLargeError(f"{url} is larger than the limit of {limit:,} bytes.")
+        deadline.left(url)
+    deadline.left(url)  # a body without a length ends when the connection does, as it does when the timer shuts it
     return content_type, bytes(body), response.charset_encoding
 
 
 def from_url(url: str, settings: Settings) -> ExtractedArticle:
     final_url, content_type, body, charset = fetch_url(url, settings)
+    refuse_binary(body, final_url, "web pages, plain text and Markdown")
     if content_type in HTML_TYPES:
         return from_html(body, settings, url=final_url, source="url")
     kind = "markdown" if "markdown" in content_type else "url"
