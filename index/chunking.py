@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -17,6 +18,19 @@ _WORD = re.compile(r"\S+")
 # pysbd's cost per character grows with the length of what it reads (3 µs at 1,000 characters, 20 µs at
 # 8,000; a 295,000-character paragraph took 108 s), so a long line is read in pieces of at most this size.
 MAX_PIECE_CHARS = 1000
+# pysbd also spends about 100 µs on each sentence it finds, however short ("a! a! a!" costs 90 µs a character)
+# and as much on each line it is given. So a line with no sentence end before its last word is one sentence
+# without asking pysbd, and a text with more than PLAIN_RULE_MIN_ENDS sentence-ending marks, at least one in
+# every MIN_PROSE_CHARS_PER_END characters, is not prose (Wikipedia's densest paragraph in XQuAD has one in
+# 41) and is split at its sentence ends by a plain rule: pysbd never finds more than one sentence in 20
+# characters, or 1,000 in all.
+MIN_PROSE_CHARS_PER_END = 20
+PLAIN_RULE_MIN_ENDS = 1000
+_ENDS = ".!?…"
+_CLOSERS = "\"'”’)]"
+# A run of sentence-ending marks, its closing quotes or brackets, then a space or the end. The look-behind
+# makes only the first mark of a run try, so a long run is scanned once.
+_PLAIN_END = re.compile(r"(?<![.!?…])[.!?…]++[\"'”’)\]]*+(?=\s|$)")
 
 _local = threading.local()
 
@@ -38,12 +52,14 @@ def split_sentences(text: str) -> list[Span]:
     whitespace. Time is linear in the length of ``text``: a line longer than ``MAX_PIECE_CHARS`` is read in
     pieces, each starting where the last whole sentence of the one before ended.
     """
+    ends = sum(map(text.count, _ENDS))
+    plain = ends > PLAIN_RULE_MIN_ENDS and ends * MIN_PROSE_CHARS_PER_END > len(text)
     spans: list[Span] = []
     for line in _PARAGRAPH.finditer(text):
         start, end = line.span()
         while start < end:
             stop = end if end - start <= MAX_PIECE_CHARS else _cut(text, start, start + MAX_PIECE_CHARS)
-            found = _segment(text, start, stop)
+            found = _segment(text, start, stop, plain)
             if stop < end and len(found) > 1 and found[-1].start - start >= MAX_PIECE_CHARS // 2:
                 # The piece's last sentence may go on past the cut: read it again with what follows. Only when
                 # that still moves on by half a piece, so that no character is read more than twice.
@@ -59,16 +75,26 @@ def _cut(text: str, start: int, limit: int) -> int:
     return space if space > start else limit
 
 
-def _segment(text: str, start: int, end: int) -> list[Span]:
-    """Locate pysbd's sentences of ``text[start:end]`` in ``text``, trimmed of whitespace."""
+def _segment(text: str, start: int, end: int, plain: bool) -> list[Span]:
+    """Locate the sentences of ``text[start:end]`` in ``text``, trimmed of whitespace: pysbd's, or by the plain
+    rule when ``plain``."""
+    window = text[start:end]
+    body = window.rstrip().rstrip(_CLOSERS).rstrip(_ENDS)
+    if not any(mark in body for mark in _ENDS):
+        segments = [window]
+    elif plain:
+        cuts = [0, *(m.end() for m in _PLAIN_END.finditer(window)), len(window)]
+        segments = [window[a:b] for a, b in itertools.pairwise(cuts)]
+    else:
+        segments = _segmenter().segment(window)
     spans: list[Span] = []
     cursor = start
-    for segment in _segmenter().segment(text[start:end]):
+    for segment in segments:
         piece = segment.strip()
         if not piece:
             continue
         found = text.find(piece, cursor, end)
-        if found < 0:  # pysbd changed the text; keep the rest of the piece whole rather than lose it
+        if found < 0:  # pysbd changed the text; keep the rest of the window whole rather than lose it
             break
         if found > cursor and text[cursor:found].strip():
             spans.append(trim_span(text, cursor, found))

@@ -54,6 +54,7 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 # C0 controls and DEL, without the ones text uses (tab, line feed, vertical tab, form feed, carriage return).
 _CONTROLS = bytes([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
 _CONTROL_CHARS = dict.fromkeys(_CONTROLS)
+_NUL_WINDOW = 8000
 MAX_CONTROL_SHARE = 0.02  # text files have next to none; binary data about 12%
 _STRAY_CONTROLS = 8  # a few are forgiven in a short text: clean_text drops them
 _SAMPLE_BYTES = 4096
@@ -62,7 +63,7 @@ _SAMPLE_BYTES = 4096
 def binary_kind(data: bytes) -> str | None:
     """Name what ``data`` is when it is not text ("a PDF document", "a binary file"), or None when it may be text.
 
-    By signature first, then by content: a NUL byte (as git and grep decide), or more than
+    By signature first, then by content: a NUL in the first 8,000 bytes (as git decides), or more than
     ``MAX_CONTROL_SHARE`` of control characters (and more than a few). Text with a UTF-16 or UTF-32 byte
     order mark, or UTF-16 without one, is judged on its characters, not its bytes: its NUL bytes are half
     of its letters.
@@ -102,8 +103,8 @@ def _looks_binary(data: bytes) -> bool:
     if wide:
         text = data[len(bom[0]) if bom else 0 :].decode(wide, errors="replace")
         controls = len(text) - len(text.translate(_CONTROL_CHARS))
-        return "\x00" in text or controls > max(_STRAY_CONTROLS, MAX_CONTROL_SHARE * len(text))
-    if b"\x00" in data:
+        return "\x00" in text[: _NUL_WINDOW // 2] or controls > max(_STRAY_CONTROLS, MAX_CONTROL_SHARE * len(text))
+    if b"\x00" in data[:_NUL_WINDOW]:
         return True
     controls = len(data) - len(data.translate(None, _CONTROLS))
     return controls > max(_STRAY_CONTROLS, MAX_CONTROL_SHARE * len(data))
