@@ -157,9 +157,9 @@ def _blob(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype=np.float32).tobytes()
 
 
-def _digest(values: Sequence[object]) -> bytes:
-    """A checksum of a row's values that changes if any value, or its type, changes."""
-    h = hashlib.blake2b(digest_size=16)
+def _digest(table: str, values: Sequence[object]) -> bytes:
+    """A checksum of a row's values that changes if any value, or its type, or its table, changes."""
+    h = hashlib.blake2b(table.encode(), digest_size=16)
     for value in values:
         if isinstance(value, bytes):
             data = value
@@ -243,6 +243,7 @@ class Store:
         self._lock = threading.RLock()
         self._damage: str | None = None  # the verdict, once SQLite has reported damage
         self._verdict: str | None = None
+        self._checked = False  # quick_check passed, so writing cannot spread damage
         problem = header_problem(path)
         if problem:
             raise DatabaseDamagedError(path, f"{problem}; integrity_check: {self._read_only_check()}")
@@ -261,6 +262,9 @@ class Store:
                 db.execute("PRAGMA synchronous = FULL")
                 db.executescript(SCHEMA)
                 self._upgrade(db)
+                problem = _schema_problem(db)
+                if problem:
+                    raise DatabaseDamagedError(self.path, f"{problem}; integrity_check: {self._check(db)}")
             except sqlite3.DatabaseError as exc:
                 if _is_busy(exc) and time.monotonic() < deadline:
                     db.close()
@@ -357,6 +361,13 @@ class Store:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock, self._guard():
+            if not self._checked:
+                # Before the first write: damage that no read has hit yet must not be written around.
+                verdict = self._check(self._db, quick=True)
+                if verdict != "ok":
+                    self._damage = f"quick_check before writing: {verdict}"
+                    raise DatabaseDamagedError(self.path, self._damage)
+                self._checked = True
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -379,7 +390,7 @@ class Store:
                 typed = [type(v) for v in values] == [int, int, int, bytes]
                 intact = intact and typed and isinstance(vector, bytes) and len(vector) % 4 == 0
         else:
-            intact = checksum == _digest(values)
+            intact = checksum == _digest(table, values)
         if intact:
             return
         if table == "articles":
@@ -435,7 +446,7 @@ class Store:
             "INSERT INTO collections(name, model, dimension, version, checksum) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(name) DO UPDATE SET model = excluded.model, dimension = excluded.dimension, "
             "version = excluded.version, checksum = excluded.checksum",
-            (*row, _digest(row)),
+            (*row, _digest("collections", row)),
         )
 
     # --- articles ----------------------------------------------------------------------------
@@ -491,7 +502,7 @@ class Store:
                 cursor = db.execute(
                     f"INSERT INTO articles({', '.join(CHECKED_COLUMNS['articles'])}, checksum) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*values, _digest(values)),
+                    (*values, _digest("articles", values)),
                 )
             except sqlite3.IntegrityError:
                 known = self.find_duplicate(collection, canonical_url, text_hash)
@@ -620,17 +631,50 @@ class Store:
     def _insert_pieces(
         db: sqlite3.Connection, article_id: int, chunks: Sequence[NewPiece], sentences: Sequence[NewPiece]
     ) -> list[int]:
-        def row(piece: NewPiece) -> tuple:
+        def row(table: str, piece: NewPiece) -> tuple:
             values = _stored(article_id, piece.start, piece.end, _blob(piece.vector))
-            return (*values, _digest(values))
+            return (*values, _digest(table, values))
 
         insert = "(article_id, start, end, vector, checksum) VALUES (?, ?, ?, ?, ?)"
-        chunk_ids = [int(db.execute(f"INSERT INTO chunks{insert}", row(c)).lastrowid or 0) for c in chunks]
-        db.executemany(f"INSERT INTO sentences{insert}", [row(s) for s in sentences])
+        chunk_ids = [int(db.execute(f"INSERT INTO chunks{insert}", row("chunks", c)).lastrowid or 0) for c in chunks]
+        db.executemany(f"INSERT INTO sentences{insert}", [row("sentences", s) for s in sentences])
         return chunk_ids
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+
+
+def _shape(db: sqlite3.Connection) -> dict[str, object]:
+    """How SQLite understands our tables: columns, indexes, foreign keys (not the text they were written in)."""
+    shape: dict[str, object] = {}
+    for table in CHECKED_COLUMNS:
+        indexes = sorted(tuple(r[1:]) for r in db.execute(f"PRAGMA index_list({table})"))
+        shape[table] = (
+            [tuple(r) for r in db.execute(f"PRAGMA table_xinfo({table})")],
+            [(i, [tuple(r) for r in db.execute(f"PRAGMA index_xinfo({i[0]})")]) for i in indexes],
+            sorted(tuple(r) for r in db.execute(f"PRAGMA foreign_key_list({table})")),
+        )
+    return shape
+
+
+_EXPECTED_SHAPE: dict[str, object] = {}
+
+
+def _schema_problem(db: sqlite3.Connection) -> str | None:
+    """Say what is wrong with the tables' definitions, e.g. a damaged byte in the schema's text, or None."""
+    if not _EXPECTED_SHAPE:
+        fresh = sqlite3.connect(":memory:")
+        fresh.executescript(SCHEMA)
+        _EXPECTED_SHAPE.update(_shape(fresh))
+        fresh.close()
+    found = _shape(db)
+    for table, expected in _EXPECTED_SHAPE.items():
+        if found[table] != expected:
+            return f"the definition of table {table} is not the one this program writes"
+    roots = [r[0] for r in db.execute("SELECT rootpage FROM sqlite_master WHERE rootpage IS NOT NULL AND rootpage > 0")]
+    if len(roots) != len(set(roots)):
+        return "two tables or indexes claim the same page"
+    return None
 
 
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:
