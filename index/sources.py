@@ -223,6 +223,23 @@ def from_text(
     return _finish(text, title, settings, filename=filename, url=url, source=source)
 
 
+# Cleaning removes markup and spacing, never most of a text: one over this many times the article limit is
+# refused before it is read (a 5 MB Markdown file would take seconds to clean, only to be refused after).
+MAX_TEXT_PER_ARTICLE_CHARS = 4
+
+
+def _text(data: bytes, name: str, settings: Settings, charset: str | None = None) -> str:
+    """Decode a text file or body, refusing one far too long to clean down to an article."""
+    text = decode(data, charset)
+    limit = settings.max_article_chars
+    if len(text) > MAX_TEXT_PER_ARTICLE_CHARS * limit:
+        raise TooLargeError(
+            f"{name} has {len(text):,} characters: an article may have {limit:,} once cleaned, and cleaning "
+            f"does not shorten a text {MAX_TEXT_PER_ARTICLE_CHARS} times."
+        )
+    return text
+
+
 def refuse_binary(data: bytes, name: str, accepted: str) -> None:
     """Refuse a PDF, an image, a program or any other binary data before it reaches a parser."""
     kind = binary_kind(data)
@@ -249,9 +266,9 @@ def from_bytes(data: bytes, filename: str, settings: Settings, title: str | None
                 article.text, title, settings, byline=article.byline, published=article.published, source="file"
             )
         )
-    return from_text(
-        decode(data), settings, title=title, source="markdown" if kind == "markdown" else "file", filename=filename
-    )
+    text = _text(data, f"'{Path(filename).name}'", settings)
+    source = "markdown" if kind == "markdown" else "file"
+    return from_text(text, settings, title=title, source=source, filename=filename)
 
 
 def from_file(path: Path, settings: Settings, title: str | None = None) -> ExtractedArticle:
@@ -464,4 +481,4 @@ def from_url(url: str, settings: Settings) -> ExtractedArticle:
     if content_type in HTML_TYPES:
         return from_html(body, settings, url=final_url, source="url")
     kind = "markdown" if "markdown" in content_type else "url"
-    return from_text(decode(body, charset), settings, url=final_url, source=kind)
+    return from_text(_text(body, final_url, settings, charset), settings, url=final_url, source=kind)

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from index import chunking, sources
 from index.chunking import fit_sentences, split_sentences
-from index.errors import FetchError, NewsQuoteError, UnsupportedContentError
+from index.errors import FetchError, NewsQuoteError, TooLargeError, UnsupportedContentError
 from index.models import Span
 from index.service import Engine
 from index.settings import Settings
@@ -83,6 +83,12 @@ def test_pathological_lines_are_split_in_linear_time(make: Callable[[int], str])
     with within(BUDGET_SECONDS):
         spans = split_sentences(text)
     assert sum(len("".join(text[s.start : s.end].split())) for s in spans) == len("".join(text.split()))
+
+
+def test_a_text_far_too_long_to_be_an_article_is_refused_before_cleaning(settings: Settings) -> None:
+    data = ("*a " * (settings.max_download_bytes // 3)).encode()
+    with within(1.0), pytest.raises(TooLargeError, match="characters: an article may have 300,000 once cleaned"):
+        from_bytes(data, "x.md", settings)
 
 
 def _paragraph(sentences: int) -> tuple[str, list[str]]:
