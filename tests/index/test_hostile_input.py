@@ -332,8 +332,9 @@ def test_a_utf16_page_is_decoded_by_its_bom(server: LocalServer, open_settings: 
         ("embedded\u202a left\u202b right\u202d over\u202c", "embedded left right over"),
         ("hidden\U000e0041\U000e0042 tags", "hidden tags"),
         ("arabic\u061c mark and c1\x85\x9b controls", "arabic mark and c1 controls"),
+        ("bytes read with surrogateescape\udcd0\udcff and JSON's \ud800", "bytes read with surrogateescape and JSON's"),
     ],
-    ids=["right-to-left-override", "isolates", "embeddings", "tag-characters", "other-invisibles"],
+    ids=["right-to-left-override", "isolates", "embeddings", "tag-characters", "other-invisibles", "lone-surrogates"],
 )
 def test_invisible_formatting_characters_are_stripped(raw: str, cleaned: str) -> None:
     assert clean_text(raw) == cleaned
