@@ -43,7 +43,7 @@ MAX_SENTENCE_TITLE_CHARS = 100  # a title made from the first sentence is a labe
 
 # Zero-width and bidirectional formatting characters (embeddings, overrides, isolates: they can make a quote
 # read backwards), invisible operators, tag characters (text hidden from readers), C0/C1 controls, and lone
-# surrogates (undecodable bytes read with "surrogateescape", or a JSON "\\ud800"), which cannot even be stored.
+# surrogates (undecodable bytes read with "surrogateescape", or a JSON "\ud800"), which cannot even be stored.
 _INVISIBLE = re.compile(
     "[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\u061c\u180e\u2028\u2029\ufeff\u00ad\ufff9-\ufffb]"
     "|[\U000e0000-\U000e007f]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|[\ud800-\udfff]"
