@@ -579,8 +579,12 @@ class Store:
         return ids, np.vstack([np.frombuffer(r[4], dtype=np.float32) for r in rows])
 
     def chunk_texts(self, collection: str) -> tuple[list[int], list[str]]:
-        """Return every chunk id of a collection with its text, for the lexical index."""
-        texts = dict(self.article_texts(collection))
+        """Return every chunk id of a collection with its text, for the lexical index.
+
+        Article texts are not checked here: ranking words never reach a user, and one damaged article must not
+        stop every question (quoting it is refused) nor its own removal.
+        """
+        texts = {a.id: text for a, text in self._articles("a.collection = ?", (collection,), check=False)}
         rows = self._pieces(
             "chunks", "article_id IN (SELECT id FROM articles WHERE collection = ?) ORDER BY id", (collection,)
         )
