@@ -5,8 +5,10 @@
 A child process (this script with ``--child``) opens an engine on one data directory with the fake
 embedder of ``tests/fakes/`` and loops over random adds (some of them repeats), removes and rebuilds,
 printing each operation's start, the phase it is in (embedding, the SQLite transaction, saving FAISS, loading)
-and its result. The parent kills it after a random delay, reads what it had reported, then checks every
-invariant before starting the next child on the same directory:
+and its result; its fake model sleeps 5 ms a call so that embedding takes time, as it does for real. Each kill
+aims, in turn, at one phase (within 10 ms of entering it), at start-up, or at a random moment; the parent then
+reads what the child had reported and checks every invariant before the next child starts on the same
+directory:
 
     lost          an article the child reported as added (and not removed) is missing
     inconsistent  any other broken invariant: an article without chunks or sentences, a span outside its
@@ -24,12 +26,14 @@ import argparse
 import hashlib
 import json
 import os
+import queue
 import random
 import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -101,8 +105,15 @@ def child(data_dir: Path, seed: int) -> None:
     VectorIndex.save = phase("faiss-save", VectorIndex.save)  # type: ignore[method-assign]
     VectorIndex.delete_files = phase("faiss-delete", VectorIndex.delete_files)  # type: ignore[method-assign]
 
+    class SlowerEmbedder(HashEmbedder):
+        """The fake model, taking a few milliseconds a call as a real one takes seconds, so kills can land in it."""
+
+        def encode(self, texts, batch_size=16):  # type: ignore[no-untyped-def]
+            time.sleep(0.005)
+            return super().encode(texts, batch_size)
+
     emit("phase open")
-    engine = Engine(Settings(_env_file=None, data_dir=data_dir), embedder=HashEmbedder())  # type: ignore[call-arg]
+    engine = Engine(Settings(_env_file=None, data_dir=data_dir), embedder=SlowerEmbedder())  # type: ignore[call-arg]
     rng = random.Random(seed)
     known: list[int] = []
     emit("ready")
@@ -249,11 +260,47 @@ def check(data_dir: Path, state: State) -> tuple[list[int], list[str]]:
     return lost, problems
 
 
+# Each kill waits for one of these moments, in turn, then strikes within 10 ms.
+TARGETS = [
+    "add.embed",
+    "add.sqlite",
+    "add.faiss-save",
+    "remove.sqlite",
+    "remove.faiss-save",
+    "rebuild.embed",
+    "rebuild.sqlite",
+    "rebuild.faiss-delete",
+    "rebuild.faiss-save",
+    ".load",
+    "start-up",
+    "anywhere",
+]
+
+
+def pump(proc: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
+    for line in proc.stdout or ():
+        if line.strip():
+            lines.put(line.strip())
+
+
+def wait_for(lines: queue.Queue[str], target: str, seen: list[str], timeout: float = 10.0) -> None:
+    """Collect the child's lines until one announces ``target`` (or time runs out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return
+        seen.append(line)
+        if line == target or (line.startswith("phase ") and line.endswith(target)):
+            return
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--max-delay", type=float, default=0.8, help="longest time the child works before its kill")
+    parser.add_argument("--max-delay", type=float, default=0.8, help="longest wait for an 'anywhere' kill")
     parser.add_argument("--child", nargs=2, metavar=("DATA_DIR", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -271,25 +318,30 @@ def main() -> int:
             proc = subprocess.Popen(
                 [sys.executable, __file__, "--child", str(data_dir), str(args.seed * 100_000 + n)],
                 stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stderr=subprocess.PIPE,  # small: only a traceback, read at the end
                 text=True,
             )
-            assert proc.stdout is not None
-            lines: list[str] = []
-            if rng.random() < 0.1:  # now and then, during start-up (imports, opening, loading the index)
-                time.sleep(rng.uniform(0.3, 1.5))
-            else:
-                while (line := proc.stdout.readline()) and line.strip() != "ready":
-                    lines.append(line.strip())
-                lines.append("ready")
+            lines: queue.Queue[str] = queue.Queue()
+            reader = threading.Thread(target=pump, args=(proc, lines))
+            reader.start()
+            seen: list[str] = []
+            target = TARGETS[n % len(TARGETS)]
+            if target == "start-up":  # imports, opening the database, loading or rebuilding the index
+                time.sleep(rng.uniform(0.2, 1.5))
+            elif target == "anywhere":
+                wait_for(lines, "ready", seen)
                 time.sleep(rng.uniform(0, args.max_delay))
+            else:
+                wait_for(lines, target, seen)
+                time.sleep(rng.uniform(0, 0.01))
             proc.send_signal(signal.SIGKILL)
-            out, err = proc.communicate()
-            lines.extend(line.strip() for line in out.splitlines() if line.strip())
+            err = proc.communicate()[1]
+            reader.join()
+            seen.extend(lines.get() for _ in range(lines.qsize()))
             if proc.returncode != -signal.SIGKILL:
                 print(f"kill {n}: the child ended by itself ({proc.returncode}): {err.strip()[-500:]}")
                 inconsistent += 1
-            phase = read_events(lines, state)
+            phase = read_events(seen, state)
             state.phases[phase] += 1
             lost, problems = check(data_dir, state)
             for article_id in lost:
