@@ -8,6 +8,7 @@ backend, ``model.int8.onnx``. Making it loads torch once; reading it never does.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -104,6 +105,7 @@ def _export(model: str, folder: Path) -> None:
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    scratch.chmod(0o755)  # mkdtemp's 0700 would hide the export from another user running the same data
     try:
         sample = torch.ones((2, 8), dtype=torch.long)
         axes = {"batch": 0, "tokens": 1}
@@ -146,17 +148,25 @@ def _export(model: str, folder: Path) -> None:
 
 def _quantize(source: Path, target: Path) -> None:
     """Write an int8 copy of ``source`` (weights quantized ahead, activations at run time) atomically."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
+    # onnxruntime.quantization calls logging.basicConfig(level=INFO) on import and logs a notice through the root
+    # logger, which would install a handler and flood the CLI with every library's messages: put them back after.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     handle, scratch = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".onnx", dir=target.parent)
     os.close(handle)
+    Path(scratch).chmod(0o644)
     try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            root.setLevel(logging.ERROR)
             quantize_dynamic(source, scratch, weight_type=QuantType.QInt8, per_channel=True)
         _fsync(Path(scratch))
         os.replace(scratch, target)
     finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
         Path(scratch).unlink(missing_ok=True)
 
 

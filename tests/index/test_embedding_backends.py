@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -178,6 +179,20 @@ def test_the_onnx_backend_pools_spans_like_their_own_tokens(tmp_path: Path) -> N
     feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
     mean = embedder._session.run(None, feed)[0][0].mean(axis=0)
     np.testing.assert_allclose(pooled[0][0], mean / np.linalg.norm(mean), rtol=1e-5)
+
+
+def test_making_the_int8_copy_leaves_logging_alone(tmp_path: Path) -> None:
+    model, models_dir = tiny_export(tmp_path)
+    script = (
+        "import logging, sys; from pathlib import Path; from index.onnx_backend import OnnxEmbedder; "
+        "OnnxEmbedder(sys.argv[1], Path(sys.argv[2]), quantized=True); "
+        "print(logging.getLogger().handlers, logging.getLogger().level)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, model, str(models_dir)], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert run.stdout.split() == ["[]", str(logging.WARNING)]
+    assert (export_dir(models_dir, model) / "model.int8.onnx").exists()
 
 
 def test_the_onnx_path_never_imports_torch(tmp_path: Path) -> None:
