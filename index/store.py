@@ -226,8 +226,9 @@ def header_problem(path: Path) -> str | None:
         return "its header's schema format (bytes 44-47) is unknown"
     if int.from_bytes(header[56:60], "big") not in (0, 1):
         return "its header's text encoding (bytes 56-59) is not UTF-8"
-    wal = path.with_name(path.name + "-wal")
-    quiet = not wal.exists() or wal.stat().st_size == 0  # otherwise a checkpoint may be under way
+    # With a journal or a WAL holding pages, a write or checkpoint may be under way: the size can lag.
+    journals = [path.with_name(path.name + suffix) for suffix in ("-wal", "-journal")]
+    quiet = all(_size(j) == 0 for j in journals)
     pages = int.from_bytes(header[28:32], "big")
     if quiet and header[24:28] == header[92:96] and pages and size != pages * page_size:
         return f"it is {size:,} bytes long but its header says {pages:,} pages of {page_size:,} bytes"
@@ -245,6 +246,11 @@ class Store:
         self._verdict: str | None = None
         self._checked = False  # quick_check passed, so writing cannot spread damage
         problem = header_problem(path)
+        for _ in range(3):  # a file caught mid-checkpoint by another process looks different a moment later
+            if not problem:
+                break
+            time.sleep(0.05)
+            problem = header_problem(path)
         if problem:
             raise DatabaseDamagedError(path, f"{problem}; integrity_check: {self._read_only_check()}")
         self._db = self._open(busy_timeout)
@@ -679,6 +685,13 @@ def _schema_problem(db: sqlite3.Connection) -> str | None:
     if len(roots) != len(set(roots)):
         return "two tables or indexes claim the same page"
     return None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:
