@@ -10,6 +10,23 @@ from index.lexical import tokenize
 
 MAX_WINDOW = 3
 
+# What chat adds around a question: mentions, channel and role links, custom emoji, :shortcodes:, Markdown.
+_CHAT_MARKUP = re.compile(
+    r"<(?:@[!&]?|#)\d+>"  # <@123>, <@!123>, <@&123>, <#123>
+    r"|<a?:\w+:\d+>"  # <:name:123>, <a:name:123>
+    r"|</[\w -]+:\d+>"  # </command:123>
+    r"|(?<!\w)@(?:everyone|here)\b"
+    r"|(?<![\w:]):[a-z0-9_+-]{2,32}:(?![\w:])"  # :thinking:
+    r"|\|\||~~|\*{1,3}|(?<!\w)_{1,3}|_{1,3}(?!\w)|`{1,3}"
+    r"|^\s*(?:>{1,3}|#{1,3}|-#)\s",
+    re.M,
+)
+
+
+def normalize_question(question: str) -> str:
+    """The question as words: without Discord mentions, emoji codes and Markdown, on one line."""
+    return re.sub(r" (?=[?!.,;:](?:\s|$))", "", " ".join(_CHAT_MARKUP.sub(" ", question).split()))
+
 
 @dataclass(frozen=True, slots=True)
 class Weights:
@@ -18,79 +35,190 @@ class Weights:
     dense: float = 1.0
     lexical: float = 1.0
     prior: float = 0.3
-    extra_sentence: float = 0.08
+    extra_sentence: float = 0.13
     # A window that starts mid-story ("she said", "he added") leaves the reader asking who.
     dangling_start: float = 0.15
     # A headline or subheading is a label, not an answer.
     heading: float = 0.2
     # The question asks who / when / how many, and the window names no one / no date / no number.
-    missing_answer_type: float = 0.1
+    missing_answer_type: float = 0.2
+    # The verb of a "who" question weighs this many times its idf among the question's words.
+    predicate: float = 2.0
+    # A second sentence that speaks to the question too earns this share of its cosine.
+    second: float = 0.3
+    # A window that says nothing the question does not (a headline echoing the query) is no answer.
+    echo: float = 0.2
     max_chars: int = 400
 
 
 @dataclass(frozen=True, slots=True)
 class Traits:
-    """What a sentence offers a reader, judged from its surface."""
+    """What a sentence offers a reader, judged from its surface.
+
+    The sets hold what the sentence names, lower-cased, so that an answer can be required to add something the
+    question does not already say.
+    """
 
     dangling: bool  # leans on an earlier sentence for who is speaking or acting
     heading: bool
     names: bool  # mentions a proper name after its first word
-    number: bool
-    date: bool
+    persons: frozenset[str] = frozenset()  # "dmitri vasko", "mr vasko"
+    groups: frozenset[str] = frozenset()  # organisations and places: "foreign ministry", "halvard institute"
+    numbers: frozenset[str] = frozenset()
+    dates: frozenset[str] = frozenset()
+    proper: frozenset[str] = frozenset()  # every capitalized word where only a name would be capitalized
 
 
+_CLOSED = re.compile(r"[.!?…\"”’')\]]$")
 _PERSON_PRONOUN = re.compile(r"\b(he|she|they|him|her|his|them|their)\b", re.I)
 _WORD_AFTER = re.compile(r"(\S?)(\s*)\b([A-Z][a-z]+)")
 _OPENERS = frozenset(".!?:;“\"‘'(—–-")
-_NUMBER = re.compile(
-    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
-    r"thousand|million|billion|dozen|half)\b",
-    re.I,
+_NUMBER_WORDS = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|"
+    r"hundred|thousand|million|billion|trillion|dozen|half|third|quarter"
 )
+_NUMBER = re.compile(rf"\d(?:[\d,.]*\d)?|\b(?:{_NUMBER_WORDS})\b", re.I)
+_MONTHS = (
+    r"January|February|March|April|May|June|July|August|September|October|November|December|"
+    r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec"
+)
+_DAYS = r"Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
 _DATE = re.compile(
-    r"\b(1[0-9]{3}|20[0-9]{2}|January|February|March|April|May|June|July|August|September|October|November|"
-    r"December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|"
-    r"Sunday|today|yesterday|tomorrow|century|decade|week|month|year|spring|summer|autumn|winter|morning|"
-    r"evening|night)\b|\d",
+    rf"\b(?:1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b(?:{_MONTHS}|{_DAYS})\b|\b\d+(?:st|nd|rd|th) (?:century|millennium)\b"
+    r"|\b(?:today|yesterday|tomorrow|spring|summer|autumn|winter|decade|century|week|month|year|morning|evening"
+    r"|night)\b|\d",
     re.I,
 )
-_CLOSED = re.compile(r"[.!?…\"”’')\]]$")
+# A person: a title and a name, or two to four capitalized words none of which names a kind of place or body.
+_TITLES = (
+    r"Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Professor|Sir|Dame|Lord|Lady|President|Prime Minister|Minister|Secretary|"
+    r"Senator|Governor|Mayor|Judge|Justice|Councillor|Chancellor|King|Queen|Prince|Princess|Pope|Saint|St|"
+    r"General|Colonel|Captain|Admiral|Rev|Reverend|Bishop|Archbishop|Rabbi|Imam|Sheikh|Chief|Director|Chairman"
+)
+_CAP = r"(?:[A-Z][a-zà-ÿ]*[a-zà-ÿ](?:[-’'][A-Z]?[a-zà-ÿ]+)*|[A-Z]\.)"
+_PARTICLE = r"(?:de|da|di|del|della|van|von|der|den|du|le|la|bin|ibn|al|el|ter|dos|das)"
+_NAME_RUN = re.compile(rf"\b{_CAP}(?:\s+(?:{_PARTICLE}\s+)?{_CAP}){{1,3}}\b")
+_TITLED = re.compile(rf"\b(?:{_TITLES})\.?\s+{_CAP}(?:\s+{_CAP})*")
+def _wordset(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+_GROUP_WORDS = _wordset(
+    """
+    ministry department bureau institute agency service services council committee commission parliament
+    congress senate assembly party union university college school academy company corporation corp ltd inc
+    plc group bank court office authority association foundation society club team army navy force forces
+    police church hospital museum times post news press media airlines airways airport station bay lake river
+    sea ocean mountain mountains mount island islands valley street road avenue square park bridge city county
+    state states kingdom republic empire province region district north south east west northern southern
+    eastern western central new saint st fort port centre center hall house palace castle cathedral stadium
+    arena prize award awards cup league championship games olympics war act treaty revolution age dynasty era
+    quay organisation organization network system systems foundation fund trust board nations federation
+    railway railways library gallery theatre theater orchestra records studios industries holdings international
+    national royal federal united american british european african asian french german chinese russian
+    english spanish italian japanese indian australian canadian
+    """
+)
+_NOT_NAMES = _wordset(
+    """
+    the a an in on at of for to by from with and but or if as after before when while during however although
+    this that these those it its he she they we i you his her their our my your there here what who which why
+    how where also then yet so since because despite among under over between into through about against
+    according following meanwhile later earlier today yesterday tomorrow asked speaking writing
+    """
+)
+
+
+def _name_runs(sentence: str) -> tuple[set[str], set[str]]:
+    """Split the capitalized runs of a sentence into people and groups (organisations, places)."""
+    persons: set[str] = set()
+    groups: set[str] = set()
+    for match in _TITLED.finditer(sentence):
+        persons.add(match.group().lower())
+    for match in _NAME_RUN.finditer(sentence):
+        words = match.group().split()
+        while words and words[0].lower() in _NOT_NAMES:  # "The Ministry", "In Eastmoor"
+            words = words[1:]
+        if len(words) < 2:
+            continue
+        run = " ".join(words).lower()
+        folded = {w.lower().rstrip(".") for w in words}
+        if folded & _GROUP_WORDS or re.search(rf"\b(?:{_MONTHS}|{_DAYS})\b", " ".join(words)):
+            groups.add(run)
+        elif not any(run in p or p in run for p in persons):
+            persons.add(run)
+    return persons, groups
 
 
 def traits(sentence: str, line_start: bool, line_end: bool) -> Traits:
     """Judge a sentence; ``line_start``/``line_end`` say whether it begins/ends its line of text."""
-    names = has_name(sentence)
+    proper = proper_words(sentence)
+    names = bool(proper)
+    persons, groups = _name_runs(sentence)
     return Traits(
         dangling=bool(_PERSON_PRONOUN.search(sentence)) and not names,
         heading=line_start and line_end and not _CLOSED.search(sentence) and len(sentence) < 150,
         names=names,
-        number=bool(_NUMBER.search(sentence)),
-        date=bool(_DATE.search(sentence)),
+        persons=frozenset(persons),
+        groups=frozenset(groups),
+        numbers=frozenset(m.group().lower() for m in _NUMBER.finditer(sentence)),
+        dates=frozenset(m.group().lower() for m in _DATE.finditer(sentence)),
+        proper=frozenset(w.lower() for w in proper) | persons | groups,
     )
 
 
-def has_name(sentence: str) -> bool:
-    """Whether a capitalized word stands where only a name would be capitalized (not after a full stop or quote)."""
+def proper_words(sentence: str) -> list[str]:
+    """The capitalized words that stand where only a name would be capitalized (not after a full stop or quote)."""
+    found = []
     for match in _WORD_AFTER.finditer(sentence):
         before = sentence[: match.start(3)].rstrip()
         if before and before[-1] not in _OPENERS:
-            return True
-    return False
+            found.append(match.group(3))
+    return found
 
 
-_NO_TRAITS = Traits(dangling=False, heading=False, names=True, number=True, date=True)
+def has_name(sentence: str) -> bool:
+    return bool(proper_words(sentence))
+
+
+_NO_TRAITS = Traits(dangling=False, heading=False, names=True)
+
+
+_QUESTION_WORD = re.compile(r"\b(?:who|whom|whose|what|which|when|where|why|how|is|are|was|were|did|does|do)\b|\?")
+_QUANTITY = re.compile(
+    r"\b(?:revenue|profits?|loss(?:es)?|sales|prices?|costs?|toll|rates?|salary|budget|population|score|turnover|"
+    r"earnings|deficit|debt|valuation|fine|wages?|attendance|casualties|deaths|dead|injured|votes|turnout|"
+    r"percentage|share|growth|inflation|unemployment|figures?|total|amount|count)\b"
+)
 
 
 def expected_trait(question: str) -> str | None:
-    """Which trait an answer to this question must have, judged by its question word."""
+    """Which kind of thing an answer to this question must name, judged by its question word."""
     q = question.lower()
     if re.search(r"\bhow (many|much|long|old|far|big|large|tall|high)\b|\bwhat (percentage|number|proportion)\b", q):
-        return "number"
+        return "numbers"
+    if not _QUESTION_WORD.search(q) and _QUANTITY.search(q):  # "acme q2 revenue", "ferry fire death toll"
+        return "numbers"
     if re.search(r"\b(when|what (year|date|day|month|time|century|decade))\b", q):
-        return "date"
+        return "dates"
     if re.match(r"\s*(who|whom|whose)\b", q) or re.search(r"\b(by whom|which (person|people|official|company))\b", q):
-        return "names"
+        return "persons"
     return None
+
+
+_WHO_VERB = re.compile(r"\s*(?:who|whom)\s+([^\W\d_]+)", re.I)
+
+
+def predicate(question: str) -> str | None:
+    """The verb a "who" question asks about, as a token ("who claimed the call happened?" -> "claim")."""
+    match = _WHO_VERB.match(question)
+    tokens = tokenize(match.group(1)) if match else []
+    return tokens[0] if tokens else None
+
+
+def _novel(found: frozenset[str], question: str) -> bool:
+    """Whether ``found`` holds something the (lower-cased) question does not already say."""
+    return any(item not in question for item in found)
 
 
 @dataclass(slots=True)
@@ -137,13 +265,19 @@ def candidates(
     query_tokens: Sequence[str],
     idf: Callable[[str], float],
     weights: Weights = Weights(),
-    wanted: str | None = None,
+    text: str = "",
 ) -> list[Candidate]:
-    """Score every window of one to three consecutive sentences; best first.
-
-    ``wanted`` is the trait the answer must show (see ``expected_trait``).
-    """
+    """Score every window of one to three consecutive sentences of ``groups`` for the question ``text``; best first."""
     question = {t: idf(t) for t in query_tokens}
+    ranking = dict(question)
+    acting = predicate(text)
+    # "who claimed ...": the one who claimed, not someone who doubted; when no retrieved sentence has the verb,
+    # doubling it would only drown the words that can tell the sentences apart.
+    if acting in ranking and any(acting in s.tokens for g in groups for s in g.sentences):
+        ranking[acting] *= weights.predicate
+    wanted = expected_trait(text)
+    asked = text.lower()
+    asked_tokens = frozenset(query_tokens)
     found: list[Candidate] = []
     for group in groups:
         sents = group.sentences
@@ -162,15 +296,34 @@ def candidates(
                 lexical = coverage(question, tokens)
                 prior = max(s.prior for s in window)
                 relevance = weights.dense * dense + weights.lexical * lexical
+                ranked = weights.dense * dense + weights.lexical * coverage(ranking, tokens)
+                # A second sentence is worth its length when it speaks to the question too (the answer often
+                # follows the sentence that repeats the question's words).
+                support = weights.second * sorted(s.dense for s in window)[-2] if j > i else 0.0
                 penalty = weights.extra_sentence * (j - i)
                 penalty += weights.dangling_start * first.traits.dangling
                 penalty += weights.heading * any(s.traits.heading for s in window)
-                if wanted and not any(getattr(s.traits, wanted) for s in window):
-                    penalty += weights.missing_answer_type
-                score = relevance + weights.prior * prior - penalty
+                if wanted:
+                    penalty += weights.missing_answer_type * _missing(window, wanted, asked)
+                if len(tokens - asked_tokens) <= 1:
+                    penalty += weights.echo
+                score = ranked + support + weights.prior * prior - penalty
                 found.append(Candidate(group.article_id, first.start, last.end, score, relevance, best.start, best.end))
     found.sort(key=lambda c: c.score, reverse=True)
     return found
+
+
+def _missing(window: Sequence[Sentence], wanted: str, asked: str) -> float:
+    """How far a window falls short of naming what the question asks for: 0 (it does) to 1 (nothing of the kind).
+
+    Only what the question does not already say counts. A "who" question is half answered by an organisation
+    or a place when the window names no person.
+    """
+    if any(_novel(getattr(s.traits, wanted), asked) for s in window):
+        return 0.0
+    if wanted == "persons" and any(_novel(s.traits.groups, asked) for s in window):
+        return 0.5
+    return 1.0
 
 
 def pick(found: Sequence[Candidate], k: int) -> list[Candidate]:

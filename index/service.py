@@ -221,7 +221,7 @@ class Engine:
 
     def ask(self, question: str, collection: str = "default", k: int = 3) -> Answer:
         """Quote the passages of the collection's articles that best answer ``question``."""
-        question = " ".join(question.split())
+        question = answer.normalize_question(question)
         if not question:
             raise EmptyQuestionError()
         if len(question) > MAX_QUESTION_CHARS:

@@ -15,8 +15,13 @@ from tests.index.articles import (
     LIBRARY_HOURS,
     PHONE_CALL,
     PHONE_CALL_TITLE,
+    SPY_CALL,
+    SPY_CALL_CLUTTER,
+    SPY_CALL_PASTED,
     STADIUM_VOTE,
 )
+
+CLAIMANT = "Dmitri Vasko, the director of Veldoria's External Security Bureau, said he had spoken to Helena Marsh"
 
 CLAIM = (
     "Deputy Transport Minister Rosalind Achterberg told the committee on Tuesday that she had spoken to the port "
@@ -39,6 +44,7 @@ def newsroom(
             ("library", LIBRARY_HOURS),
             ("stadium", STADIUM_VOTE),
             ("bakery", BAKERY_STRIKE),
+            ("spy", SPY_CALL),
         ]
     }
     yield engine, ids
@@ -126,3 +132,33 @@ def test_an_off_topic_question_is_reported_as_not_answered(
 def test_the_right_article_comes_first(newsroom: tuple[Engine, dict[str, int]], question: str, article: str) -> None:
     engine, ids = newsroom
     assert engine.ask(question).results[0].article_id == ids[article]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "who claimed the call happened?",
+        "Who claimed that the phone call took place?",
+        "@everyone <@123456789012345678> `who` **claimed** the call happened? :thinking:",
+    ],
+)
+def test_who_claimed_names_the_official_not_only_the_country(
+    newsroom: tuple[Engine, dict[str, int]], question: str
+) -> None:
+    """"Veldoria has claimed ..." names a country; the next sentence names the man who said it. Both are quoted."""
+    engine, ids = newsroom
+    top = engine.ask(question).results[0]
+    assert top.article_id == ids["spy"]
+    assert CLAIMANT in top.text, top.text
+
+
+def test_who_doubts_it_names_the_analyst(newsroom: tuple[Engine, dict[str, int]]) -> None:
+    top = newsroom[0].ask("who doubts that the call happened?").results[0]
+    assert "Piotr Lindqvist" in top.text, top.text
+
+
+def test_a_pasted_page_answers_who_claimed_without_its_clutter(real_engine: Engine) -> None:
+    real_engine.add_text(" ".join(SPY_CALL_PASTED.split()))  # as an old client's one-line option delivers it
+    results = real_engine.ask("who claimed the call happened?").results
+    assert CLAIMANT in results[0].text, results[0].text
+    assert [(c, r.text) for r in results for c in SPY_CALL_CLUTTER if c in r.text] == []
