@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -71,12 +72,17 @@ class Engine:
 
     # --- adding ------------------------------------------------------------------------------
 
-    def add_url(self, url: str, collection: str = "default", added_by: str | None = None) -> AddResult:
+    def add_url(
+        self, url: str, collection: str = "default", added_by: str | None = None, title: str | None = None
+    ) -> AddResult:
         """Fetch a page and add its article, unless that URL is already in the collection."""
         known = self.store.find_duplicate(collection, sources.canonical_url(url), "")
         if known:
             return AddResult(known[0], duplicate=True, reason="url")
-        return self._add(sources.from_url(url, self.settings), collection, added_by)
+        article = sources.from_url(url, self.settings)
+        if title and title.strip():
+            article = dataclasses.replace(article, title=sources.given_title(title))
+        return self._add(article, collection, added_by)
 
     def add_file(
         self, path: Path, collection: str = "default", added_by: str | None = None, title: str | None = None
@@ -330,6 +336,11 @@ class Engine:
 
     def article(self, article_id: int, collection: str = "default") -> Article:
         return self.store.article(collection, article_id)
+
+    def article_text(self, article_id: int, collection: str = "default") -> str:
+        """The stored (cleaned) text of an article: every quote is a slice of it."""
+        self.store.article(collection, article_id)  # another collection's article is not found here
+        return self.store.article_text(article_id)
 
     def find_articles(self, needle: str, collection: str = "default", limit: int = 25) -> list[Article]:
         return self.store.search_titles(collection, needle, limit)

@@ -159,6 +159,11 @@ def _shorten(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:-–—") + "…"
 
 
+def given_title(title: str | None) -> str:
+    """A title someone typed, on one line and no longer than a title may be ("" when there is none)."""
+    return _shorten(clean_text(title or "").replace("\n", " "), MAX_TITLE_CHARS)
+
+
 def _finish(
     text: str, title: str | None, settings: Settings, filename: str | None = None, **meta: str | None
 ) -> ExtractedArticle:
@@ -169,8 +174,7 @@ def _finish(
         raise TooLargeError(
             f"The article is {len(text):,} characters after cleaning; the limit is {settings.max_article_chars:,}."
         )
-    given = clean_text(title or "").replace("\n", " ")
-    chosen = _shorten(given, MAX_TITLE_CHARS) if given else title_from_text(text, filename)
+    chosen = given_title(title) or title_from_text(text, filename)
     return ExtractedArticle(text=text, title=chosen, **meta)  # type: ignore[arg-type]
 
 

@@ -24,8 +24,10 @@ from index.sources import FILE_KINDS
 
 log = logging.getLogger(__name__)
 
-MAX_TEXT_OPTION = 6000  # Discord's longest string option
+MAX_PASTE = 4000  # Discord's longest text input in a form
+MAX_TITLE = 200
 PAGER_TIMEOUT = 600.0
+PASTE_TIMEOUT = 1800.0  # time to copy an article and paste it into the form
 
 
 def check_attachment(attachment: discord.Attachment, limit: int) -> None:
@@ -94,6 +96,34 @@ class ArticlesView(discord.ui.View):
         await tell_privately(interaction, report_error(error, f"articles pager (server {interaction.guild_id})"))
 
 
+class PasteArticle(discord.ui.Modal, title="Add an article"):
+    """A form with a multi-line box, so that pasted paragraphs keep their line breaks (a command option has none)."""
+
+    headline: discord.ui.TextInput[PasteArticle] = discord.ui.TextInput(
+        label="Title (optional)", required=False, max_length=MAX_TITLE, placeholder="Default: the article's headline"
+    )
+    content: discord.ui.TextInput[PasteArticle] = discord.ui.TextInput(
+        label="Article text",
+        style=discord.TextStyle.paragraph,
+        max_length=MAX_PASTE,
+        placeholder="Paste the article here, up to 4,000 characters. For a longer one, use /add file.",
+    )
+
+    def __init__(self, cog: Articles, title: str | None) -> None:
+        super().__init__(timeout=PASTE_TIMEOUT)
+        self.cog = cog
+        if title:
+            self.headline.default = title
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        await self.cog._add(
+            interaction, self.cog.bot.engine.add_text, self.content.value, title=self.headline.value.strip() or None
+        )
+
+    async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:  # type: ignore[override]
+        await tell_privately(interaction, report_error(error, f"/add text form (server {interaction.guild_id})"))
+
+
 class Articles(commands.Cog):
     """Add, list and remove the articles a server's questions are answered from."""
 
@@ -103,23 +133,26 @@ class Articles(commands.Cog):
         self.bot = bot
 
     @add.command(name="url")
-    @app_commands.describe(url="The article's web address (http:// or https://)")
+    @app_commands.describe(url="The article's web address (http:// or https://)", title="A title (default: the page's)")
     @checks.cooldown("add")
-    async def add_url(self, interaction: discord.Interaction[NewsQuoteBot], url: str) -> None:
-        """Fetch a web page and add its article."""
-        await self._add(interaction, self.bot.engine.add_url, url)
-
-    @add.command(name="text")
-    @app_commands.describe(title="A title to show with its quotes", content="The article's text, pasted")
-    @checks.cooldown("add")
-    async def add_text(
+    async def add_url(
         self,
         interaction: discord.Interaction[NewsQuoteBot],
-        title: app_commands.Range[str, 1, 200],
-        content: app_commands.Range[str, 1, MAX_TEXT_OPTION],
+        url: str,
+        title: app_commands.Range[str, 1, MAX_TITLE] | None = None,
     ) -> None:
-        """Add pasted text as an article."""
-        await self._add(interaction, self.bot.engine.add_text, content, title=title)
+        """Fetch a web page and add its article."""
+        await self._add(interaction, self.bot.engine.add_url, url, title=title)
+
+    @add.command(name="text")
+    @app_commands.describe(title="A title to fill in (you can also type it in the form)")
+    @checks.cooldown("add")
+    async def add_text(
+        self, interaction: discord.Interaction[NewsQuoteBot], title: app_commands.Range[str, 1, MAX_TITLE] | None = None
+    ) -> None:
+        """Paste an article's text into a form (up to 4,000 characters; longer ones as /add file)."""
+        checks.guild_collection(interaction)
+        await interaction.response.send_modal(PasteArticle(self, title))
 
     @add.command(name="file")
     @app_commands.describe(attachment="A .txt, .md or .html file", title="A title (default: the file's own)")

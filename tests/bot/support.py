@@ -158,6 +158,17 @@ async def followups(fake: FakeDiscord, interaction: FakeInteraction, count: int 
     return [r for r in fake.requests if r.method == "POST" and r.path == path]
 
 
+async def add_text(
+    fake: FakeDiscord, content: str, title: str = "", *, user_id: int | str | None = None
+) -> FakeInteraction:
+    """Run ``/add text`` as a user does: the command opens a form, the user pastes and submits it."""
+    opened = await fake.send_interaction("add text", user_id=user_id)
+    await fake.wait_until(lambda: bool(opened.callbacks))
+    if opened.callbacks[0]["type"] != 9:  # refused before the form (cooldown, direct message): nothing to fill in
+        return opened
+    return await fake.submit_modal(opened, {"Title (optional)": title, "Article text": content}, user_id=user_id)
+
+
 async def final_edit(fake: FakeDiscord, interaction: FakeInteraction, contains: str) -> RecordedRequest:
     """Wait for an edit of the original response whose content contains ``contains``."""
     return await fake.wait_for_request(

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bot import render
 from bot.client import NewsQuoteBot
+from bot.cogs.articles import MAX_PASTE
 from index import AddResult, Engine, Settings
 from tests.bot.conftest import StartBot
 from tests.bot.support import (
@@ -21,12 +22,14 @@ from tests.bot.support import (
     ORCHARD_TITLE,
     SlowEmbedder,
     World,
+    add_text,
     assert_fits,
     callback,
     final_edit,
     told_privately,
 )
 from tests.fakes.discord_server import EPHEMERAL, FakeDiscord
+from tests.index.articles import SPY_CALL_CLUTTER, SPY_CALL_PASTED, SPY_CALL_TITLE
 
 PAGE = f"""<!doctype html>
 <html><head><title>{BRIDGE_TITLE} | Harbour News</title></head>
@@ -73,12 +76,52 @@ async def test_add_url_fetches_the_page_and_reports_the_article(
 async def test_add_text_adds_the_pasted_article(
     fake: FakeDiscord, world: World, engine: Engine, bot: NewsQuoteBot
 ) -> None:
-    interaction = await fake.send_interaction("add text", {"title": BRIDGE_TITLE, "content": BRIDGE})
+    interaction = await add_text(fake, BRIDGE, BRIDGE_TITLE)
     edit = await final_edit(fake, interaction, "Added")
 
     [article] = engine.articles(world.collection_a)
     assert (article.title, article.source) == (BRIDGE_TITLE, "text")
     assert f"**{BRIDGE_TITLE}** (#{article.id}): {article.chunks} chunks" in edit.json["content"]
+
+
+async def test_add_text_form_keeps_the_paragraphs_and_drops_the_page_clutter(
+    fake: FakeDiscord, world: World, engine: Engine, bot: NewsQuoteBot
+) -> None:
+    pasted = SPY_CALL_PASTED[:MAX_PASTE].rsplit("\n\n", 1)[0]  # as much as the form takes, whole paragraphs
+
+    submitted = await add_text(fake, pasted)
+    await final_edit(fake, submitted, "Added")
+
+    [article] = engine.articles(world.collection_a)
+    text = engine.article_text(article.id, world.collection_a)
+    assert article.title == SPY_CALL_TITLE
+    assert "\n\nDmitri Vasko, the director" in text  # the paragraphs arrived as paragraphs
+    assert [c for c in SPY_CALL_CLUTTER if c in text] == []
+
+
+async def test_add_text_opens_a_form_that_says_its_limit_and_takes_a_title(
+    fake: FakeDiscord, bot: NewsQuoteBot
+) -> None:
+    opened = await fake.send_interaction("add text", {"title": BRIDGE_TITLE})
+    await fake.wait_until(lambda: bool(opened.callbacks))
+
+    [callback_] = opened.callbacks
+    assert callback_["type"] == 9
+    [title_row, text_row] = callback_["data"]["components"]
+    assert title_row["components"][0]["value"] == BRIDGE_TITLE
+    box = text_row["components"][0]
+    assert (box["style"], box["max_length"]) == (2, 4000)
+    assert "/add file" in box["placeholder"]
+
+
+async def test_add_url_takes_a_title(
+    fake: FakeDiscord, world: World, engine: Engine, news_site: str, bot: NewsQuoteBot
+) -> None:
+    interaction = await fake.send_interaction("add url", {"url": news_site, "title": "Bridge story"})
+    await final_edit(fake, interaction, "Added")
+
+    [article] = engine.articles(world.collection_a)
+    assert article.title == "Bridge story"
 
 
 async def test_add_file_downloads_the_attachment_from_discord(
@@ -113,9 +156,9 @@ async def test_bad_attachment_is_refused_before_downloading(
 async def test_adding_the_same_text_twice_says_it_is_already_there(
     fake: FakeDiscord, world: World, engine: Engine, bot: NewsQuoteBot
 ) -> None:
-    first = await fake.send_interaction("add text", {"title": BRIDGE_TITLE, "content": BRIDGE})
+    first = await add_text(fake, BRIDGE, BRIDGE_TITLE)
     await final_edit(fake, first, "Added")
-    again = await fake.send_interaction("add text", {"title": "Same story", "content": BRIDGE})
+    again = await add_text(fake, BRIDGE, "Same story")
     edit = await final_edit(fake, again, "Already here")
 
     assert "same text" in edit.json["content"]
@@ -125,9 +168,9 @@ async def test_adding_the_same_text_twice_says_it_is_already_there(
 async def test_adding_again_too_soon_says_when_to_try_again(fake: FakeDiscord, start_bot: StartBot) -> None:
     await start_bot(add_cooldown_seconds=60)
 
-    first = await fake.send_interaction("add text", {"title": BRIDGE_TITLE, "content": BRIDGE})
+    first = await add_text(fake, BRIDGE, BRIDGE_TITLE)
     await final_edit(fake, first, "Added")
-    second = await fake.send_interaction("add text", {"title": ORCHARD_TITLE, "content": ORCHARD})
+    second = await add_text(fake, ORCHARD, ORCHARD_TITLE)
     told = await told_privately(fake, second)
 
     assert told in (render.cooldown(60), render.cooldown(59))
@@ -231,7 +274,7 @@ async def test_event_loop_keeps_serving_while_an_article_is_being_indexed(
     fake.heartbeat_interval = 50  # milliseconds: discord.py's heartbeats need a free event loop
     try:
         await start_bot(engine=slow)
-        adding = await fake.send_interaction("add text", {"title": BRIDGE_TITLE, "content": BRIDGE})
+        adding = await add_text(fake, BRIDGE, BRIDGE_TITLE)
         await asyncio.to_thread(embedder.waiting.wait, 5)  # the worker thread is now stuck embedding
         beats = sum(1 for p in fake.gateway_received if p.get("op") == 1)
         meanwhile = await fake.send_interaction("stats")

@@ -435,6 +435,7 @@ class FakeDiscord:
         user_id: int | str | None = None,
         channel_id: int | str | None = None,
         locale: str = "en-US",
+        modal: Payload | None = None,
     ) -> FakeInteraction:
         """Dispatch INTERACTION_CREATE for a slash command (``name`` may be "group sub"), an autocomplete
         (``focused`` names the option being typed) or a component click (``custom_id`` and ``message``).
@@ -445,7 +446,9 @@ class FakeDiscord:
         itype = type or (3 if custom_id is not None else 4 if focused is not None else 2)
         guild, channel, member = self._where(channel_id, user_id)
         clicked: Payload | None = None
-        if itype == 3:
+        if itype == 5:  # a modal submit: ``modal`` is its data (see submit_modal)
+            data = dict(modal or {})
+        elif itype == 3:
             clicked = message if isinstance(message, dict) else self.messages[str(message)]
             data: Payload = {"custom_id": custom_id, "component_type": component_type}
             if values is not None:
@@ -485,6 +488,35 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         interaction.sent_at = time.perf_counter()  # after waiting for a live session, when the bot can see it
         return interaction
+
+    async def submit_modal(
+        self, opened: FakeInteraction, values: Mapping[str, str], *, user_id: int | str | None = None
+    ) -> FakeInteraction:
+        """Fill in the modal that ``opened`` answered with (values by input label) and submit it, as a user would.
+
+        Discord's client enforces each input's ``required`` and ``max_length``; so does this.
+        """
+        [callback] = opened.callbacks
+        assert callback["type"] == 9, f"the interaction was answered with type {callback['type']}, not a modal"
+        modal = callback["data"]
+        rows: list[Payload] = []
+        for row in modal["components"]:
+            field = row["components"][0] if row["type"] == 1 else row["component"]
+            value = values.get(field["label"], "")
+            if field.get("required", True) and not value:
+                raise ValueError(f"Discord would not submit the modal without '{field['label']}'")
+            if len(value) > int(field.get("max_length") or 4000):
+                raise ValueError(f"Discord would not take {len(value)} characters in '{field['label']}'")
+            answered = {"type": 4, "custom_id": field["custom_id"], "value": value}
+            rows.append(
+                {"type": 1, "components": [answered]} if row["type"] == 1 else {"type": 18, "component": answered}
+            )
+        return await self.send_interaction(
+            type=5,
+            user_id=user_id or opened.payload["member"]["user"]["id"],
+            channel_id=opened.payload["channel_id"],
+            modal={"custom_id": modal["custom_id"], "components": rows},
+        )
 
     async def send_message_create(
         self,
