@@ -47,7 +47,7 @@ class Weights:
     # A second sentence that speaks to the question too earns this share of its cosine.
     second: float = 0.3
     # A window that says nothing the question does not (a headline echoing the query) is no answer.
-    echo: float = 0.2
+    echo: float = 1.0
     max_chars: int = 400
 
 
@@ -150,14 +150,15 @@ def _name_runs(sentence: str) -> tuple[set[str], set[str]]:
     return persons, groups
 
 
-def traits(sentence: str, line_start: bool, line_end: bool) -> Traits:
-    """Judge a sentence; ``line_start``/``line_end`` say whether it begins/ends its line of text."""
+def traits(sentence: str, line_start: bool, line_end: bool, first: bool = False) -> Traits:
+    """Judge a sentence; ``line_start``/``line_end`` say whether it begins/ends its line of text, ``first``
+    whether it opens the article (a short first line is the headline, full stop or not)."""
     proper = proper_words(sentence)
     names = bool(proper)
     persons, groups = _name_runs(sentence)
     return Traits(
         dangling=bool(_PERSON_PRONOUN.search(sentence)) and not names,
-        heading=line_start and line_end and not _CLOSED.search(sentence) and len(sentence) < 150,
+        heading=line_start and line_end and (first or not _CLOSED.search(sentence)) and len(sentence) < 150,
         names=names,
         persons=frozenset(persons),
         groups=frozenset(groups),
@@ -201,6 +202,8 @@ def expected_trait(question: str) -> str | None:
         return "numbers"
     if re.search(r"\b(when|what (year|date|day|month|time|century|decade))\b", q):
         return "dates"
+    if re.match(r"\s*who (?:is|was|are|were) ", q) and (_TITLED.search(question) or _NAME_RUN.search(question)):
+        return None  # "who is Fiona Galbraith?" asks what she is, not for another name
     if re.match(r"\s*(who|whom|whose)\b", q) or re.search(r"\b(by whom|which (person|people|official|company))\b", q):
         return "persons"
     return None
@@ -289,6 +292,8 @@ def candidates(
                 last = sents[j]
                 if last.end - first.start > weights.max_chars and j > i:
                     break
+                if j > i and (first.traits.heading or last.traits.heading):
+                    break  # a headline is quoted alone or not at all: it labels the story, it does not tell it
                 tokens = tokens | last.tokens
                 window = sents[i : j + 1]
                 best = max(window, key=lambda s: s.dense)

@@ -296,6 +296,7 @@ class Engine:
                         text[s.start : s.end],
                         line_start=s.start == 0 or text[s.start - 1] == "\n",
                         line_end=s.end == len(text) or text[s.end] == "\n",
+                        first=s.start == 0 and s.end < len(text),
                     ),
                 )
                 group.sentences.append(sentence)

@@ -162,3 +162,39 @@ def test_a_pasted_page_answers_who_claimed_without_its_clutter(real_engine: Engi
     results = real_engine.ask("who claimed the call happened?").results
     assert CLAIMANT in results[0].text, results[0].text
     assert [(c, r.text) for r in results for c in SPY_CALL_CLUTTER if c in r.text] == []
+
+
+SNIPPETS = [
+    "Halvard Foods Q2 revenue.\n\nHalvard Foods reported second-quarter revenue of $6.04 billion on Thursday, up 8 per "
+    "cent from a year earlier, as sales of frozen meals rose.",
+    "Varrow ferry fire death toll.\n\nThree people died and 41 were injured in the fire aboard the Varrow Queen, the "
+    "coastguard said, revising earlier figures.",
+    "Kestrel Bank chief executive resigns.\n\nIngrid Oyelaran stepped down as chief executive of Kestrel Bank on Friday "
+    "after the lender disclosed losses of £220 million on commercial property loans.",
+    "Norbridge mayor election result.\n\nPriya Venkataraman won the Norbridge mayoral election with 52 per cent of the "
+    "vote on a turnout of 38 per cent.",
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("Halvard Foods Q2 revenue", "$6.04 billion"),
+        ("varrow ferry fire death toll", "Three people died"),
+        ("kestrel bank chief executive", "Ingrid Oyelaran"),
+        ("norbridge turnout", "38 per cent"),
+    ],
+)
+def test_a_keyword_query_quotes_the_story_not_the_headline_that_echoes_it(
+    real_engine: Engine, query: str, expected: str
+) -> None:
+    for snippet in SNIPPETS:
+        real_engine.add_text(snippet)
+    top = real_engine.ask(query).results[0]
+    assert expected in top.text, top.text
+    assert not top.text.endswith(("revenue.", "toll.", "resigns.", "result."))  # never the headline
+
+
+def test_who_is_a_named_person_describes_that_person(newsroom: tuple[Engine, dict[str, int]]) -> None:
+    top = newsroom[0].ask("Who is Fiona Galbraith?").results[0]
+    assert top.text.startswith("The opposition's transport spokesperson, Fiona Galbraith"), top.text

@@ -37,6 +37,8 @@ def test_a_question_of_nothing_but_mentions_is_empty(engine: Engine) -> None:
         ("acme q2 revenue", "numbers"),
         ("when did she take up the post?", "dates"),
         ("what did the minister say?", None),
+        ("who is Fiona Galbraith?", None),
+        ("who is the new head of the agency?", "persons"),
         ("why did revenue fall?", None),
     ],
 )
