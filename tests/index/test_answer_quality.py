@@ -169,8 +169,8 @@ SNIPPETS = [
     "cent from a year earlier, as sales of frozen meals rose.",
     "Varrow ferry fire death toll.\n\nThree people died and 41 were injured in the fire aboard the Varrow Queen, the "
     "coastguard said, revising earlier figures.",
-    "Kestrel Bank chief executive resigns.\n\nIngrid Oyelaran stepped down as chief executive of Kestrel Bank on Friday "
-    "after the lender disclosed losses of £220 million on commercial property loans.",
+    "Kestrel Bank chief executive resigns.\n\nIngrid Oyelaran stepped down as chief executive of Kestrel Bank on "
+    "Friday after the lender disclosed losses of £220 million on commercial property loans.",
     "Norbridge mayor election result.\n\nPriya Venkataraman won the Norbridge mayoral election with 52 per cent of the "
     "vote on a turnout of 38 per cent.",
 ]
