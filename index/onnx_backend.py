@@ -221,10 +221,10 @@ class OnnxEmbedder:
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         pooled: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.float32)] * len(texts)
-        for rows, tokens, mask, offsets in self._batches(texts, batch_size):
+        for rows, tokens, mask, (offsets, special) in self._batches(texts, batch_size):
             out[rows] = self._pool(tokens, mask)
             for n, row in enumerate(rows):
-                pooled[row] = pool_spans(tokens[n], offsets[n], spans[row])
+                pooled[row] = pool_spans(tokens[n], offsets[n], special[n], spans[row])
         return out, pooled
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -236,7 +236,8 @@ class OnnxEmbedder:
         return [t.lower() for t in texts] if self._lower else list(texts)
 
     def _batches(self, texts: Sequence[str], batch_size: int) -> Any:
-        """Yield ``(rows, token vectors, attention mask, offsets)`` per batch of similar lengths."""
+        """Yield ``(rows, token vectors, attention mask, (offsets, special-token mask))`` per batch of similar
+        lengths."""
         order = length_order(texts)
         for first in range(0, len(order), batch_size):
             rows = order[first : first + batch_size]
@@ -246,16 +247,17 @@ class OnnxEmbedder:
             types = np.zeros((len(rows), width), dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)
             offsets = np.zeros((len(rows), width, 2), dtype=np.int64)
+            special = np.zeros((len(rows), width), dtype=bool)
             for n, e in enumerate(encodings):
                 ids[n, : len(e.ids)] = e.ids
                 types[n, : len(e.ids)] = e.type_ids
                 mask[n, : len(e.ids)] = e.attention_mask
                 offsets[n, : len(e.ids)] = e.offsets
-                offsets[n, : len(e.ids)][np.asarray(e.special_tokens_mask, dtype=bool)] = 0  # never in a span
+                special[n, : len(e.ids)] = e.special_tokens_mask
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
             with self._lock:
                 (tokens,) = self._session.run(None, {k: v for k, v in feed.items() if k in self._wanted})
-            yield rows, tokens, mask, offsets
+            yield rows, tokens, mask, (offsets, special)
 
     @staticmethod
     def _pool(tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:

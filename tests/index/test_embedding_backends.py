@@ -26,19 +26,19 @@ from tests.index.articles import PHONE_CALL
 # --- pooling spans of token vectors -------------------------------------------------------------------------------
 
 
-def test_a_span_is_the_normalized_mean_of_the_tokens_that_start_in_it() -> None:
-    tokens = np.array([[9.0, 9.0], [1.0, 0.0], [3.0, 4.0], [0.0, 2.0], [9.0, 9.0]])
-    offsets = np.array([[0, 0], [0, 3], [4, 7], [7, 8], [0, 0]])  # [CLS] a b c [SEP]
-    pooled = pool_spans(tokens, offsets, [(0, 7), (7, 8)])
-    expected = np.array([4.0, 4.0]) / np.linalg.norm([4.0, 4.0])
-    np.testing.assert_allclose(pooled[0], expected, rtol=1e-6)
-    np.testing.assert_allclose(pooled[1], [0.0, 1.0])
+def test_a_span_is_the_normalized_mean_of_its_tokens_and_the_special_ones() -> None:
+    tokens = np.array([[1.0, 1.0], [1.0, 0.0], [3.0, 4.0], [0.0, 2.0], [2.0, 1.0], [50.0, 50.0]])
+    offsets = np.array([[0, 0], [0, 3], [4, 7], [7, 8], [0, 0], [0, 0]])  # [CLS] a b c [SEP] [PAD]
+    special = np.array([True, False, False, False, True, False])
+    pooled = pool_spans(tokens, offsets, special, [(0, 7), (7, 8)])
+    np.testing.assert_allclose(pooled[0], np.array([7.0, 6.0]) / np.linalg.norm([7.0, 6.0]), rtol=1e-6)
+    np.testing.assert_allclose(pooled[1], np.array([3.0, 4.0]) / 5.0, rtol=1e-6)
 
 
 def test_a_span_past_what_the_model_read_gets_a_zero_row() -> None:
     tokens = np.ones((3, 4))
     offsets = np.array([[0, 0], [0, 5], [0, 0]])
-    assert not pool_spans(tokens, offsets, [(10, 20)]).any()
+    assert not pool_spans(tokens, offsets, np.array([True, False, True]), [(10, 20)]).any()
 
 
 @pytest.mark.parametrize(
@@ -169,16 +169,14 @@ def test_the_onnx_backend_counts_tokens_past_the_models_limit(tmp_path: Path) ->
     assert embedder.count_tokens(["word " * 100, "call"]) == [100, 1]
 
 
-def test_the_onnx_backend_pools_spans_like_their_own_tokens(tmp_path: Path) -> None:
+def test_the_onnx_backend_pools_a_span_as_if_it_were_encoded_alone_without_context(tmp_path: Path) -> None:
     model, models_dir = tiny_export(tmp_path)
     embedder = OnnxEmbedder(model, models_dir)
-    text = "The call happened. Nobody denied it."
+    text = "The call happened. Nobody denied it, she said."
     _, pooled = embedder.encode_spans([text], [[(0, 18), (19, len(text))]])
-    # The stand-in model has no context: a span pooled in place equals its text encoded without [CLS]/[SEP].
-    ids = np.array([embedder._tokenizer.encode("The call happened.", add_special_tokens=False).ids])
-    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-    mean = embedder._session.run(None, feed)[0][0].mean(axis=0)
-    np.testing.assert_allclose(pooled[0][0], mean / np.linalg.norm(mean), rtol=1e-5)
+    # The stand-in model has no context, so only the pooling differs from encoding each sentence alone: and not at all.
+    alone = embedder.encode([text[:18], text[19:]])
+    np.testing.assert_allclose(pooled[0], alone, rtol=1e-5, atol=1e-6)
 
 
 def test_making_the_int8_copy_leaves_logging_alone(tmp_path: Path) -> None:
@@ -246,14 +244,15 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("quantized", "least"), [(False, 0.9999), (True, 0.98)])
+@pytest.mark.parametrize(("quantized", "least", "mean"), [(False, 0.9999, 0.9999), (True, 0.97, 0.985)])
 def test_onnx_vectors_match_torchs(
-    real_embedder: SentenceTransformerEmbedder, models_dir: Path, quantized: bool, least: float
+    real_embedder: SentenceTransformerEmbedder, models_dir: Path, quantized: bool, least: float, mean: float
 ) -> None:
     onnx = OnnxEmbedder(DEFAULT_MODEL, models_dir, quantized=quantized)
     assert (onnx.dimension, onnx.max_tokens) == (real_embedder.dimension, real_embedder.max_tokens)
     cosines = (onnx.encode(SENTENCES) * real_embedder.encode(SENTENCES)).sum(axis=1)
     assert cosines.min() > least
+    assert cosines.mean() > mean
     assert onnx.count_tokens(SENTENCES) == real_embedder.count_tokens(SENTENCES)
 
 
@@ -275,9 +274,12 @@ def test_pooled_sentence_vectors_are_unit_and_close_to_separate_ones(
     _, pooled = encode_pooled(real_embedder, PHONE_CALL, chunks, spans)
     separate = real_embedder.encode([PHONE_CALL[s.start : s.end] for s in spans])
     np.testing.assert_allclose(np.linalg.norm(pooled, axis=1), 1.0, rtol=1e-5)
-    cosines = (pooled * separate).sum(axis=1)
-    assert cosines.mean() > 0.7
-    assert cosines.min() > 0.4
+    # Pooled in place, a sentence carries its chunk's context (measured: mean cosine 0.66 here, 0.73-0.79 on XQuAD
+    # articles), yet it stays nearest to its own separate vector for most sentences.
+    cosines = pooled @ separate.T
+    assert np.diag(cosines).mean() > 0.6
+    assert np.diag(cosines).min() > 0.35
+    assert (cosines.argmax(axis=1) == np.arange(len(spans))).mean() > 2 / 3
     onnx = OnnxEmbedder(DEFAULT_MODEL, models_dir)
     _, pooled_onnx = encode_pooled(onnx, PHONE_CALL, chunks, spans)
     assert (pooled * pooled_onnx).sum(axis=1).min() > 0.9999
