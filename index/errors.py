@@ -101,3 +101,9 @@ class DatabaseDamagedError(NewsQuoteError):
         super().__init__(f"The database {path} is damaged ({verdict}); it was left as it is. {remedy}")
         self.path = path
         self.verdict = verdict
+
+
+class AnswerNotFoundError(UserInputError):
+    def __init__(self, answer_id: int) -> None:
+        super().__init__("That answer is no longer on record: ask the question again.")
+        self.answer_id = answer_id

@@ -106,12 +106,18 @@ class Answer:
     collection: str
     answered: bool
     results: list[Excerpt] = field(default_factory=list)
+    # The articles the question was limited to (None: the whole collection), and whether a follow-up found
+    # nothing in the articles it preferred and was answered from the whole collection instead.
+    scope: tuple[int, ...] | None = None
+    widened: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "collection": self.collection,
             "answered": self.answered,
+            "scope": None if self.scope is None else list(self.scope),
+            "widened": self.widened,
             "results": [r.to_dict() for r in self.results],
         }
 
@@ -125,7 +131,10 @@ class Stats:
     model: str
     dimension: int
     index_bytes: int
-    database_bytes: int
+    database_bytes: int  # the whole database, every collection's
+    stored_bytes: int = 0  # this collection's texts and vectors in the database
+    votes_up: int = 0  # over the last FEEDBACK_DAYS days
+    votes_down: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

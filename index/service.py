@@ -5,22 +5,26 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from index import answer, sources
+from index import answer, feedback, sources
 from index.chunking import chunk_sentences, fit_sentences, split_sentences
 from index.embedding import Embedder, SpanEmbedder, encode_pooled, load_embedder
 from index.errors import (
+    AnswerNotFoundError,
     ArticleNotFoundError,
     EmptyCollectionError,
     EmptyQuestionError,
     ModelMismatchError,
     QuestionTooLongError,
 )
+from index.feedback import FEEDBACK_DAYS, AnswerRecord, Quote, Votes, quotes_of, unseen
 from index.lexical import LexicalIndex, token_set, tokenize
 from index.models import AddResult, Answer, Article, Chunk, Excerpt, ExtractedArticle, RebuildResult, Span, Stats
 from index.settings import Settings
@@ -34,6 +38,7 @@ DENSE_CANDIDATES = 30
 LEXICAL_CANDIDATES = 30
 RRF_K = 60
 CHUNKS_TO_READ = 8
+MAX_EXCERPTS = 10
 
 
 @dataclass(slots=True)
@@ -225,8 +230,20 @@ class Engine:
 
     # --- asking ------------------------------------------------------------------------------
 
-    def ask(self, question: str, collection: str = "default", k: int = 3) -> Answer:
-        """Quote the passages of the collection's articles that best answer ``question``."""
+    def ask(
+        self,
+        question: str,
+        collection: str = "default",
+        k: int = 3,
+        *,
+        articles: Sequence[int] | None = None,
+        prefer: Sequence[int] | None = None,
+    ) -> Answer:
+        """Quote the passages of the collection's articles that best answer ``question``.
+
+        ``articles`` limits the answer to those articles. ``prefer`` is for follow-up questions: the answer comes
+        from those articles if they answer it, else from the whole collection (``Answer.widened``).
+        """
         question = answer.normalize_question(question)
         if not question:
             raise EmptyQuestionError()
@@ -234,14 +251,50 @@ class Engine:
             raise QuestionTooLongError(MAX_QUESTION_CHARS)
         if not self.store.has_articles(collection):
             raise EmptyCollectionError(collection)
+        for article_id in articles or ():
+            self.store.article(collection, article_id)  # another collection's article is not found here
         self._check_model(collection)
-        k = max(1, min(k, 10))
+        k = max(1, min(k, MAX_EXCERPTS))
         query = self.embedder.encode([question])[0]
-        query_tokens = tokenize(question)
+        if articles is not None:
+            return self._answer(question, collection, k, query, tuple(dict.fromkeys(articles)))
+        if prefer:
+            found = self._answer(question, collection, k, query, tuple(dict.fromkeys(prefer)))
+            if found.answered:
+                return found
+            return dataclasses.replace(self._answer(question, collection, k, query, None), widened=True)
+        return self._answer(question, collection, k, query, None)
+
+    def _retrieve(
+        self, collection: str, query: np.ndarray, query_tokens: list[str], scope: tuple[int, ...] | None
+    ) -> tuple[_Loaded, list[tuple[int, float]], list[tuple[int, float]]]:
+        """Rank chunks by meaning and by words; with a scope, only the chunks of those articles."""
         with self._lock:
             loaded = self._load(collection)
-            dense = loaded.vectors.search(query, DENSE_CANDIDATES)
-            lexical = loaded.lexical.search(query_tokens, LEXICAL_CANDIDATES)
+            if scope is None:
+                return (
+                    loaded,
+                    loaded.vectors.search(query, DENSE_CANDIDATES),
+                    loaded.lexical.search(query_tokens, LEXICAL_CANDIDATES),
+                )
+            # BM25 scores every chunk anyway: asking for all of them and keeping the scope's costs a sort.
+            lexical = loaded.lexical.search(query_tokens, loaded.lexical.documents)
+        # A few articles' chunks: exact scores from their stored vectors, no index needed.
+        ids, matrix = self.store.article_chunk_vectors(collection, scope)
+        scores = matrix @ query if len(ids) else np.zeros(0, dtype=np.float32)
+        order = np.argsort(-scores, kind="stable")[:DENSE_CANDIDATES]
+        allowed = set(ids.tolist())
+        return (
+            loaded,
+            [(int(ids[i]), float(scores[i])) for i in order],
+            [hit for hit in lexical if hit[0] in allowed][:LEXICAL_CANDIDATES],
+        )
+
+    def _answer(
+        self, question: str, collection: str, k: int, query: np.ndarray, scope: tuple[int, ...] | None
+    ) -> Answer:
+        query_tokens = tokenize(question)
+        loaded, dense, lexical = self._retrieve(collection, query, query_tokens, scope)
         fused = _fuse([dense, lexical])[: max(CHUNKS_TO_READ, k * 2)]
         groups = self._sentences(collection, fused, query)
         found = answer.candidates(
@@ -260,7 +313,7 @@ class Engine:
                 )
             )
         ]
-        return Answer(question, collection, answered, results)
+        return Answer(question, collection, answered, results, scope=scope)
 
     def _sentences(
         self, collection: str, fused: list[tuple[int, float]], query: np.ndarray
@@ -370,10 +423,17 @@ class Engine:
             progress(0, total)
         pieces: dict[int, tuple[Sequence[NewPiece], Sequence[NewPiece]]] = {}
         for article_id, text, chunks, spans in plans:
-            pieces[article_id] = self._embed(text, chunks, spans)
-            done += len(chunks)
-            if progress:
-                progress(done, total)
+            chunk_pieces: list[NewPiece] = []
+            sentence_pieces: list[NewPiece] = []
+            # In slices, so that progress moves during a long article too, not only between articles.
+            for some_chunks, some_spans in _slices(chunks, spans, self.settings.batch_size):
+                new_chunks, new_sentences = self._embed(text, some_chunks, some_spans)
+                chunk_pieces.extend(new_chunks)
+                sentence_pieces.extend(new_sentences)
+                done += len(some_chunks)
+                if progress:
+                    progress(done, total)
+            pieces[article_id] = (chunk_pieces, sentence_pieces)
         with self._lock:
             self.store.replace_pieces(collection, pieces, self.embedder.name, self.embedder.dimension)
             self._loaded.pop(collection, None)
@@ -384,6 +444,7 @@ class Engine:
     def stats(self, collection: str = "default") -> Stats:
         articles, chunks, sentences = self.store.counts(collection)
         info = self.store.collection(collection)
+        votes = self.feedback(collection)
         return Stats(
             collection=collection,
             articles=articles,
@@ -393,7 +454,112 @@ class Engine:
             dimension=info.dimension or 0,
             index_bytes=self._vector_index(collection).file_bytes() if info.dimension else 0,
             database_bytes=self.store.size_bytes(),
+            stored_bytes=self.store.collection_bytes(collection),
+            votes_up=votes.up,
+            votes_down=votes.down,
         )
+
+    # --- answers and votes -------------------------------------------------------------------
+
+    def record_answer(self, shown: Answer, *, asked_by: str | None = None, parent_id: int | None = None) -> int:
+        """Keep what an answer quoted, so that follow-ups, "More" and votes can refer to it; return its id."""
+        return self.store.add_answer(
+            shown.collection,
+            shown.question,
+            shown.answered,
+            shown.scope,
+            quotes_of(shown),
+            parent_id=parent_id,
+            asked_by=asked_by,
+        )
+
+    def note_messages(self, answer_id: int, channel_id: str, message_ids: Sequence[str]) -> None:
+        """Remember the messages an answer was shown in (a reply to any of them is a follow-up)."""
+        self.store.add_answer_messages(answer_id, channel_id, message_ids)
+
+    def answer_record(self, answer_id: int, collection: str) -> AnswerRecord:
+        record = self.store.answer(answer_id)
+        if record is None or record.collection != collection:
+            raise AnswerNotFoundError(answer_id)
+        return record
+
+    def answer_for_message(self, message_id: str) -> AnswerRecord | None:
+        return self.store.answer_for_message(message_id)
+
+    def answer_in_thread(self, thread_id: str) -> AnswerRecord | None:
+        """The latest answer in a thread that was started on an answer (a thread's id is its first message's)."""
+        starter = self.store.answer_for_message(thread_id)
+        if starter is None:
+            return None
+        return self.store.latest_answer_in(thread_id) or starter
+
+    def follow_up(self, question: str, previous: AnswerRecord, k: int = 3) -> Answer:
+        """Answer a follow-up from the articles the previous answer quoted, else from the whole collection."""
+        return self.ask(question, previous.collection, k, prefer=previous.article_ids or None)
+
+    def more(self, answer_id: int, collection: str, k: int = 3) -> Answer:
+        """The next ``k`` excerpts for an answer's question: the best ones not shown by it or the ones it continues."""
+        record = self.answer_record(answer_id, collection)
+        seen: list[Quote] = []
+        link: AnswerRecord | None = record
+        while link is not None:
+            seen.extend(link.quotes)
+            link = self.store.answer(link.parent_id) if link.parent_id is not None else None
+        wider = self.ask(record.question, collection, len(seen) + k, articles=record.scope)
+        results = [wider.results[n] for n in unseen(wider, seen)][:k]
+        answered = wider.answered and bool(results) and not results[0].weak
+        return dataclasses.replace(wider, answered=answered, results=results)
+
+    def vote(self, answer_id: int, collection: str, voter: str, up: bool) -> Votes:
+        """Record ``voter``'s 👍 or 👎 on an answer (replacing their earlier vote); return the answer's votes."""
+        self.answer_record(answer_id, collection)
+        self.store.set_vote(answer_id, voter, 1 if up else -1)
+        return self.store.votes(answer_id)
+
+    def votes(self, answer_id: int) -> Votes:
+        return self.store.votes(answer_id)
+
+    def feedback(self, collection: str, days: int = FEEDBACK_DAYS) -> Votes:
+        """The votes on a collection's answers over the last ``days`` days."""
+        since = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
+        return self.store.votes_since(collection, since)
+
+    def export_feedback(self, collection: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The upvoted answers and the downvoted ones, each as a SQuAD v1.1 document (ties are left out)."""
+
+        def article(name: str, article_id: int) -> tuple[Article, str] | None:
+            try:
+                found = self.store.article(name, article_id)
+            except ArticleNotFoundError:  # removed since: nothing to quote from
+                return None
+            return found, self.store.article_text(article_id)
+
+        voted = self.store.voted_answers(collection)
+        return (
+            feedback.squad([(r, v) for r, v in voted if v.up > v.down], article),
+            feedback.squad([(r, v) for r, v in voted if v.down > v.up], article),
+        )
+
+    def watch(self, collection: str, channel_id: str, on: bool, added_by: str | None = None) -> None:
+        """Add the links posted in a channel by themselves (``on``), or stop."""
+        self.store.set_watch(channel_id, collection, on, added_by)
+
+    def watched_channels(self, collection: str | None = None) -> dict[str, str]:
+        """Channel id -> collection of the watched channels."""
+        return self.store.watched_channels(collection)
+
+
+def _slices(chunks: Sequence[Chunk], spans: Sequence[Span], size: int) -> Iterator[tuple[list[Chunk], list[Span]]]:
+    """Cut an article's chunks into runs of ``size``, each with the sentences that lie inside its chunks."""
+    size = max(1, size)
+    taken = 0
+    for first in range(0, len(chunks), size):
+        some = list(chunks[first : first + size])
+        last = first + size >= len(chunks)
+        end = some[-1].end
+        mine = [s for s in spans[taken:] if last or s.end <= end]
+        taken += len(mine)
+        yield some, mine
 
 
 def _fuse(rankings: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:

@@ -8,6 +8,7 @@ written to a database once it is known to be damaged. Opening waits for other pr
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import numbers
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from index.errors import ArticleNotFoundError, DatabaseDamagedError
+from index.feedback import AnswerRecord, Quote, Votes
 from index.models import Article, ExtractedArticle
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,40 @@ CREATE TABLE IF NOT EXISTS sentences (
     checksum BLOB
 );
 CREATE INDEX IF NOT EXISTS sentences_by_article ON sentences(article_id, start);
+-- answers and votes: what was quoted for a question, and what people thought of it
+CREATE TABLE IF NOT EXISTS answers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection TEXT NOT NULL,
+    question TEXT NOT NULL,
+    answered INTEGER NOT NULL,
+    scope TEXT,
+    quotes TEXT NOT NULL,
+    parent_id INTEGER,
+    asked_by TEXT,
+    asked_at TEXT NOT NULL,
+    checksum BLOB
+);
+CREATE TABLE IF NOT EXISTS answer_messages (
+    message_id TEXT PRIMARY KEY,
+    answer_id INTEGER NOT NULL REFERENCES answers(id) ON DELETE CASCADE,
+    channel_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS answer_messages_by_channel ON answer_messages(channel_id, answer_id);
+CREATE TABLE IF NOT EXISTS votes (
+    answer_id INTEGER NOT NULL REFERENCES answers(id) ON DELETE CASCADE,
+    voter TEXT NOT NULL,
+    vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+    voted_at TEXT NOT NULL,
+    checksum BLOB,
+    PRIMARY KEY (answer_id, voter)
+);
+CREATE INDEX IF NOT EXISTS votes_by_time ON votes(voted_at);
+CREATE TABLE IF NOT EXISTS watched_channels (
+    channel_id TEXT PRIMARY KEY,
+    collection TEXT NOT NULL,
+    added_by TEXT,
+    added_at TEXT NOT NULL
+);
 """
 
 # Every column but the id is covered by the row's checksum, in this order.
@@ -177,6 +213,10 @@ def _stored(*values: object) -> tuple:
         v if v is None or isinstance(v, bytes) else int(v) if isinstance(v, numbers.Integral) else str(v)
         for v in values
     )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _decode(data: bytes) -> str:
@@ -652,6 +692,175 @@ class Store:
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+
+    # --- answers and votes -------------------------------------------------------------------
+    # What was quoted for a question (so that follow-ups, "More" and votes know it), the votes on it, and the
+    # channels whose links are added by themselves. None of it changes a collection's version: no index
+    # depends on it. Answers and votes are checksummed like articles; an export must not trust damaged offsets.
+
+    ANSWER_COLUMNS = ("collection", "question", "answered", "scope", "quotes", "parent_id", "asked_by", "asked_at")
+    VOTE_COLUMNS = ("answer_id", "voter", "vote", "voted_at")
+
+    def add_answer(
+        self,
+        collection: str,
+        question: str,
+        answered: bool,
+        scope: Sequence[int] | None,
+        quotes: Sequence[Quote],
+        *,
+        parent_id: int | None = None,
+        asked_by: str | None = None,
+    ) -> int:
+        """Record an answer as it was shown; return its id."""
+        values = _stored(
+            collection,
+            question,
+            answered,
+            None if scope is None else json.dumps([int(a) for a in scope]),
+            json.dumps([[q.article_id, q.start, q.end, q.focus_start, q.focus_end] for q in quotes]),
+            parent_id,
+            asked_by,
+            _now(),
+        )
+        with self._transaction() as db:
+            cursor = db.execute(
+                f"INSERT INTO answers({', '.join(self.ANSWER_COLUMNS)}, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*values, _digest("answers", values)),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def _answer_record(self, row: Sequence) -> AnswerRecord:
+        answer_id, values, checksum = row[0], tuple(row[1:9]), row[9]
+        if checksum != _digest("answers", values):
+            raise self._damaged(f"the record of answer #{answer_id} does not match its checksum")
+        collection, question, answered, scope, quotes, parent_id, asked_by, asked_at = values
+        return AnswerRecord(
+            int(answer_id),
+            str(collection),
+            str(question),
+            bool(answered),
+            None if scope is None else tuple(int(a) for a in json.loads(str(scope))),
+            tuple(Quote(*map(int, q)) for q in json.loads(str(quotes))),
+            None if parent_id is None else int(parent_id),
+            None if asked_by is None else str(asked_by),
+            str(asked_at),
+        )
+
+    def _answers(self, where: str, params: Sequence) -> list[AnswerRecord]:
+        columns = ", ".join(f"a.{c}" for c in ("id", *self.ANSWER_COLUMNS, "checksum"))
+        return [self._answer_record(r) for r in self._query(f"SELECT {columns} FROM answers a WHERE {where}", params)]
+
+    def answer(self, answer_id: int) -> AnswerRecord | None:
+        found = self._answers("a.id = ?", (answer_id,))
+        return found[0] if found else None
+
+    def add_answer_messages(self, answer_id: int, channel_id: str, message_ids: Sequence[str]) -> None:
+        """Remember where an answer was shown, so that a reply to any of its messages finds it."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO answer_messages(message_id, answer_id, channel_id) VALUES (?, ?, ?)",
+                [(str(m), answer_id, str(channel_id)) for m in message_ids],
+            )
+
+    def answer_for_message(self, message_id: str) -> AnswerRecord | None:
+        found = self._answers(
+            "a.id = (SELECT answer_id FROM answer_messages WHERE message_id = ?)", (str(message_id),)
+        )
+        return found[0] if found else None
+
+    def latest_answer_in(self, channel_id: str) -> AnswerRecord | None:
+        found = self._answers(
+            "a.id = (SELECT max(answer_id) FROM answer_messages WHERE channel_id = ?)", (str(channel_id),)
+        )
+        return found[0] if found else None
+
+    def set_vote(self, answer_id: int, voter: str, vote: int) -> None:
+        """Record one person's vote (+1 or -1) on an answer, replacing their earlier one."""
+        values = _stored(answer_id, voter, 1 if vote > 0 else -1, _now())
+        with self._transaction() as db:
+            db.execute(
+                f"INSERT INTO votes({', '.join(self.VOTE_COLUMNS)}, checksum) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(answer_id, voter) DO UPDATE SET vote = excluded.vote, voted_at = excluded.voted_at, "
+                "checksum = excluded.checksum",
+                (*values, _digest("votes", values)),
+            )
+
+    def _vote_rows(self, where: str, params: Sequence) -> list[tuple[int, int]]:
+        """(answer id, vote) of the matching votes, each checked."""
+        columns = ", ".join(f"v.{c}" for c in (*self.VOTE_COLUMNS, "checksum"))
+        rows = self._query(f"SELECT {columns} FROM votes v JOIN answers a ON a.id = v.answer_id WHERE {where}", params)
+        for r in rows:
+            if r[4] != _digest("votes", tuple(r[:4])):
+                raise self._damaged(f"a vote on answer #{r[0]} does not match its checksum")
+        return [(int(r[0]), int(r[2])) for r in rows]
+
+    def votes(self, answer_id: int) -> Votes:
+        rows = self._vote_rows("v.answer_id = ?", (answer_id,))
+        return Votes(sum(v > 0 for _, v in rows), sum(v < 0 for _, v in rows))
+
+    def votes_since(self, collection: str, since: str) -> Votes:
+        """The votes cast (or last changed) at ``since`` or later on a collection's answers."""
+        rows = self._vote_rows("a.collection = ? AND v.voted_at >= ?", (collection, since))
+        return Votes(sum(v > 0 for _, v in rows), sum(v < 0 for _, v in rows))
+
+    def voted_answers(self, collection: str | None = None) -> list[tuple[AnswerRecord, Votes]]:
+        """Every answer someone voted on, oldest first, with its votes."""
+        rows = self._vote_rows("a.collection = ?" if collection else "1", (collection,) if collection else ())
+        tally: dict[int, list[int]] = {}
+        for answer_id, vote in rows:
+            tally.setdefault(answer_id, []).append(vote)
+        records = self._answers(f"a.id IN ({','.join('?' * len(tally))}) ORDER BY a.id", list(tally)) if tally else []
+        return [(r, Votes(sum(v > 0 for v in tally[r.id]), sum(v < 0 for v in tally[r.id]))) for r in records]
+
+    def set_watch(self, channel_id: str, collection: str, on: bool, added_by: str | None = None) -> None:
+        with self._transaction() as db:
+            if on:
+                db.execute(
+                    "INSERT OR REPLACE INTO watched_channels(channel_id, collection, added_by, added_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (str(channel_id), collection, added_by, _now()),
+                )
+            else:
+                db.execute(
+                    "DELETE FROM watched_channels WHERE channel_id = ? AND collection = ?",
+                    (str(channel_id), collection),
+                )
+
+    def watched_channels(self, collection: str | None = None) -> dict[str, str]:
+        """Channel id -> collection, for the channels whose links are added by themselves."""
+        rows = self._query(
+            "SELECT channel_id, collection FROM watched_channels" + (" WHERE collection = ?" if collection else ""),
+            (collection,) if collection else (),
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def article_chunk_vectors(self, collection: str, article_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Return the chunk ids and vectors of some of a collection's articles (a question limited to them)."""
+        if not article_ids:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        marks = ",".join("?" * len(article_ids))
+        rows = self._pieces(
+            "chunks",
+            f"article_id IN ({marks}) AND article_id IN (SELECT id FROM articles WHERE collection = ?) ORDER BY id",
+            (*article_ids, collection),
+        )
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        if not rows:
+            return ids, np.zeros((0, 0), dtype=np.float32)
+        return ids, np.vstack([np.frombuffer(r[4], dtype=np.float32) for r in rows])
+
+    def collection_bytes(self, collection: str) -> int:
+        """What one collection's texts and vectors take in the database (not counting SQLite's own overhead)."""
+        row = self._query(
+            "SELECT (SELECT coalesce(sum(length(CAST(text AS BLOB))), 0) FROM articles WHERE collection = :c), "
+            "(SELECT coalesce(sum(length(vector)), 0) FROM chunks JOIN articles a ON a.id = chunks.article_id "
+            "WHERE a.collection = :c), "
+            "(SELECT coalesce(sum(length(vector)), 0) FROM sentences JOIN articles a ON a.id = sentences.article_id "
+            "WHERE a.collection = :c)",
+            {"c": collection},
+        )[0]
+        return int(row[0]) + int(row[1]) + int(row[2])
 
 
 def _shape(db: sqlite3.Connection) -> dict[str, object]:
