@@ -17,6 +17,7 @@ from index.ids import parse_article_id
 from index.models import AddResult, Answer
 from index.service import Engine
 from index.settings import Settings
+from index.wording import plural
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("rebuild", parents=[common], help="re-embed every article (after changing the model)")
     stats = commands.add_parser("stats", parents=[common], help="show counts, model and index size")
     stats.add_argument("--json", action="store_true")
+    feedback = commands.add_parser("feedback", parents=[common], help="the votes on answers, as evaluation files")
+    feedback_commands = feedback.add_subparsers(dest="feedback_command", required=True, metavar="FEEDBACK_COMMAND")
+    export = feedback_commands.add_parser(
+        "export",
+        parents=[common],
+        help="write the upvoted answers as SQuAD v1.1 for `python -m index.eval` (every collection unless "
+        "--collection), and the downvoted ones beside it as FILE.downvoted.json",
+    )
+    export.add_argument("file", type=Path, metavar="FILE.json")
     return parser
 
 
@@ -114,7 +124,7 @@ def _add(engine: Engine, args: argparse.Namespace, collection: str) -> int:
                 same = "same URL" if result.reason == "url" else "same text"
                 print(f"already stored: #{a.id} {a.title!r} ({same}); nothing added")
             else:
-                print(f"added #{a.id} {a.title!r}: {a.chunks} chunks, {a.chars:,} characters")
+                print(f"added #{a.id} {a.title!r}: {plural(a.chunks, 'chunk')}, {plural(a.chars, 'character')}")
     if args.json:
         print(json.dumps(results, indent=2))
     return 2 if failures else 0
@@ -153,13 +163,13 @@ def _list(engine: Engine, args: argparse.Namespace, collection: str) -> int:
     if not articles:
         print(f"No articles in collection '{collection}'.")
     for a in articles:
-        print(f"#{a.id:<5} {a.title[:60]:<60} {a.chunks:>4} chunks  {a.added_at[:10]}  {a.url or ''}")
+        print(f"#{a.id:<5} {a.title[:60]:<60} {plural(a.chunks, 'chunk'):>11}  {a.added_at[:10]}  {a.url or ''}")
     return 0
 
 
 def _remove(engine: Engine, args: argparse.Namespace, collection: str) -> int:
     article = engine.remove(parse_article_id(args.article_id, collection), collection)
-    print(f"removed #{article.id} {article.title!r} ({article.chunks} chunks)")
+    print(f"removed #{article.id} {article.title!r} ({plural(article.chunks, 'chunk')})")
     return 0
 
 
@@ -174,7 +184,8 @@ def _rebuild(engine: Engine, args: argparse.Namespace, collection: str) -> int:
             bar.update(done - bar.n)
 
         result = engine.rebuild(collection, progress)
-    print(f"rebuilt '{collection}': {result.articles} articles, {result.chunks} chunks in {result.seconds:.1f} s")
+    done = f"{plural(result.articles, 'article')}, {plural(result.chunks, 'chunk')}"
+    print(f"rebuilt '{collection}': {done} in {result.seconds:.1f} s")
     return 0
 
 
@@ -189,6 +200,28 @@ def _stats(engine: Engine, args: argparse.Namespace, collection: str) -> int:
 
 
 COMMANDS = {"add": _add, "ask": _ask, "list": _list, "remove": _remove, "rebuild": _rebuild, "stats": _stats}
+
+# --- feedback --------------------------------------------------------------------------------------
+
+
+def _feedback(engine: Engine, args: argparse.Namespace, collection: str) -> int:
+    """``feedback export FILE.json``: upvoted answers to FILE.json, downvoted ones to FILE.downvoted.json."""
+    upvoted, downvoted = engine.export_feedback(args.collection if hasattr(args, "collection") else None)
+    target: Path = args.file
+    beside = target.with_name(f"{target.stem if target.suffix else target.name}.downvoted{target.suffix or '.json'}")
+    for path, squad in ((target, upvoted), (beside, downvoted)):
+        try:
+            path.write_text(json.dumps(squad, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise UserInputError(f"Cannot write {path}: {exc.strerror or exc}") from exc
+    up, down = (sum(len(p["qas"]) for d in squad["data"] for p in d["paragraphs"]) for squad in (upvoted, downvoted))
+    print(f"wrote {plural(up, 'upvoted answer')} to {target} and {plural(down, 'downvoted answer')} to {beside}")
+    if up:
+        print(f"score a change against them: python -m index.eval {target}")
+    return 0
+
+
+COMMANDS["feedback"] = _feedback
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,6 +10,7 @@ import pytest
 
 from index import eval as evaluation
 from index import store as store_module
+from index.__main__ import main as cli
 from index.errors import AnswerNotFoundError, ArticleNotFoundError, DatabaseDamagedError
 from index.feedback import overlaps, quotes_of
 from index.service import Engine, _slices
@@ -270,3 +271,40 @@ def test_slices_give_each_sentence_once_inside_a_chunk_of_its_slice(engine: Engi
     assert [s for _, mine in slices for s in mine] == spans
     for some, mine in slices:
         assert all(any(c.start <= s.start and s.end <= c.end for c in some) for s in mine)
+
+
+# --- the command line ----------------------------------------------------------------------------------
+
+
+def test_feedback_export_writes_both_files_from_the_command_line(
+    engine: Engine, ids: dict[str, int], settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    liked = engine.record_answer(engine.ask(QUESTIONS["ferry"]))
+    engine.vote(liked, "default", "ann", up=True)
+    disliked = engine.record_answer(engine.ask(QUESTIONS["phone"]))
+    engine.vote(disliked, "default", "ann", up=False)
+    engine.close()
+
+    code = cli(["feedback", "export", str(tmp_path / "votes.json"), "--data-dir", str(settings.data_dir)])
+
+    assert code == 0
+    assert capsys.readouterr().out.startswith(
+        f"wrote 1 upvoted answer to {tmp_path / 'votes.json'} and 1 downvoted answer to "
+        f"{tmp_path / 'votes.downvoted.json'}"
+    )
+    [up] = evaluation.load_squad(tmp_path / "votes.json")
+    [down] = evaluation.load_squad(tmp_path / "votes.downvoted.json")
+    assert up["paragraphs"][0]["qas"][0]["question"] == QUESTIONS["ferry"]
+    assert down["paragraphs"][0]["qas"][0]["question"] == QUESTIONS["phone"]
+
+
+def test_feedback_export_of_another_collection_is_empty(
+    engine: Engine, ids: dict[str, int], settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine.vote(engine.record_answer(engine.ask(QUESTIONS["ferry"])), "default", "ann", up=True)
+    engine.close()
+    args = ["feedback", "export", str(tmp_path / "votes.json"), "--collection", "other"]
+
+    assert cli([*args, "--data-dir", str(settings.data_dir)]) == 0
+    assert "wrote 0 upvoted answers" in capsys.readouterr().out
+    assert json.loads((tmp_path / "votes.json").read_text())["data"] == []
