@@ -1,4 +1,4 @@
-"""Command line for the engine: ``python -m index add|ask|list|remove|rebuild|stats``."""
+"""Command line for the engine: ``python -m index add|ask|list|remove|rebuild|stats|feed``."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from index.errors import NewsQuoteError, UserInputError
+from index.feeds import parse_feed_id
 from index.ids import parse_article_id
-from index.models import AddResult, Answer
+from index.models import AddResult, Answer, Feed, FeedPoll
 from index.service import Engine
 from index.settings import Settings
 from index.wording import plural
@@ -63,6 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--collection), and the downvoted ones beside it as FILE.downvoted.json",
     )
     export.add_argument("file", type=Path, metavar="FILE.json")
+
+    feed = commands.add_parser("feed", parents=[common], help="follow RSS and Atom feeds: add, list, remove, poll")
+    feed_commands = feed.add_subparsers(dest="feed_command", required=True, metavar="FEED_COMMAND")
+    feed_add = feed_commands.add_parser("add", parents=[common], help="follow a feed (it is read once to check it)")
+    feed_add.add_argument("url", metavar="URL", help="the feed's http(s) address")
+    feed_add.add_argument("--json", action="store_true")
+    feed_list = feed_commands.add_parser("list", parents=[common], help="list the feeds followed, and how they fare")
+    feed_list.add_argument("--json", action="store_true")
+    feed_remove = feed_commands.add_parser("remove", parents=[common], help="stop following a feed (articles stay)")
+    feed_remove.add_argument("feed_id", metavar="ID", help="the feed's number, as `feed list` shows it")
+    feed_poll = feed_commands.add_parser("poll", parents=[common], help="poll every feed now and add new articles")
+    feed_poll.add_argument("--json", action="store_true")
     return parser
 
 
@@ -200,6 +213,80 @@ def _stats(engine: Engine, args: argparse.Namespace, collection: str) -> int:
 
 
 COMMANDS = {"add": _add, "ask": _ask, "list": _list, "remove": _remove, "rebuild": _rebuild, "stats": _stats}
+
+# --- feeds -----------------------------------------------------------------------------------------
+
+
+def _feed(engine: Engine, args: argparse.Namespace, collection: str) -> int:
+    if args.feed_command == "add":
+        added = engine.add_feed(args.url, collection)
+        if args.json:
+            print(json.dumps(added.to_dict(), indent=2, ensure_ascii=False))
+        elif added.duplicate:
+            print(f"already following: feed #{added.feed.id} {added.feed.title or ''!r} <{added.feed.url}>")
+        else:
+            limit = engine.settings.feed_articles_per_poll
+            print(
+                f"following feed #{added.feed.id} {added.feed.title or ''!r} <{added.feed.url}>: "
+                f"{added.entries} entries now; each poll adds up to {limit} new articles (`feed poll`)"
+            )
+        return 0
+    if args.feed_command == "list":
+        feeds = engine.feeds(collection)
+        if args.json:
+            print(json.dumps([f.to_dict() for f in feeds], indent=2, ensure_ascii=False))
+        elif not feeds:
+            print(f"No feeds followed in collection '{collection}'.")
+        for f in [] if args.json else feeds:
+            print(f"#{f.id:<4} {(f.title or '')[:60]:<60} {f.url}")
+            print(f"      {feed_state(f)}")
+        return 0
+    if args.feed_command == "remove":
+        gone = engine.remove_feed(parse_feed_id(args.feed_id), collection)
+        print(f"stopped following feed #{gone.id} {gone.title or ''!r}; its {gone.added} articles stay")
+        return 0
+    polls = engine.poll_feeds(collection)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in polls], indent=2, ensure_ascii=False))
+    elif not polls:
+        print(f"No feeds followed in collection '{collection}'.")
+    for poll in [] if args.json else polls:
+        print(poll_summary(poll))
+    return 1 if any(p.error for p in polls) else 0
+
+
+def feed_state(feed: Feed) -> str:
+    """One line on how a feed fares: articles, last success, failures, what waits."""
+    bits = [f"{feed.added} articles added", f"last ok {feed.last_ok or 'never'}"]
+    if feed.failures:
+        bits.append(f"{feed.failures} failures in a row, last: {feed.last_error}")
+    if feed.pending:
+        bits.append(f"{feed.pending} entries waiting")
+    bits.append(f"next poll {feed.next_poll}")
+    return " · ".join(bits)
+
+
+def poll_summary(poll: FeedPoll) -> str:
+    """What one poll did, a line for the feed and one per entry handled."""
+    head = f"feed #{poll.feed.id} {poll.feed.title or poll.feed.url!r}: "
+    if poll.error and not poll.entries:
+        return head + f"failed: {poll.error}"
+    if poll.not_modified:
+        return head + "not modified since the last poll"
+    counts = [f"{len(poll.outcomes(o))} {word}" for o, word in OUTCOME_WORDS.items()]
+    lines = [head + ", ".join(counts) + (f"; {poll.feed.pending} waiting for later polls" if poll.feed.pending else "")]
+    for entry in poll.entries:
+        label = f"#{entry.article.id} {entry.article.title!r}" if entry.article else repr(entry.title)
+        lines.append(f"  {OUTCOME_WORDS[entry.outcome]}: {label} <{entry.link or 'no link'}>")
+        if entry.error:
+            lines.append(f"    {entry.error}")
+    if poll.error:
+        lines.append(f"  stopped: {poll.error}")
+    return "\n".join(lines)
+
+
+OUTCOME_WORDS = {"added": "added", "duplicate": "already stored", "failed": "failed", "skipped": "skipped"}
+COMMANDS["feed"] = _feed
 
 # --- feedback --------------------------------------------------------------------------------------
 

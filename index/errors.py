@@ -65,6 +65,22 @@ class EmptyCollectionError(UserInputError):
         self.collection = collection
 
 
+class FeedNotFoundError(UserInputError):
+    def __init__(self, feed_id: int | str) -> None:
+        super().__init__(f"There is no feed #{feed_id} here: list the feeds to see their numbers.")
+        self.feed_id = feed_id
+
+
+class TooManyFeedsError(UserInputError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} feeds are followed here already, the most allowed: remove one to add another.")
+        self.limit = limit
+
+
+class NotAFeedError(SourceError):
+    """The document fetched is not RSS or Atom."""
+
+
 class ModelMismatchError(NewsQuoteError):
     def __init__(self, collection: str, stored: str, configured: str) -> None:
         super().__init__(

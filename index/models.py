@@ -146,3 +146,87 @@ class RebuildResult:
     articles: int
     chunks: int
     seconds: float
+
+
+# --- feeds ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """An RSS or Atom feed a collection follows, and where its polling stands (times are UTC ISO 8601)."""
+
+    id: int
+    collection: str
+    url: str
+    title: str | None
+    notify: str | None  # where the caller announces new articles (the bot: a channel id); opaque to the engine
+    added_by: str | None
+    added_at: str
+    etag: str | None
+    last_modified: str | None
+    last_ok: str | None  # when a poll last succeeded
+    last_error: str | None  # why the last poll failed; None once one succeeds
+    failures: int  # polls failed in a row
+    next_poll: str
+    pending: int  # new entries left for later polls
+    added: int = 0  # articles added from it so far
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntryResult:
+    """What one poll did with one entry: ``added``, ``duplicate`` (already stored), ``failed`` or ``skipped``."""
+
+    link: str | None
+    title: str
+    outcome: str
+    article: Article | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "link": self.link,
+            "title": self.title,
+            "outcome": self.outcome,
+            "article_id": self.article.id if self.article else None,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPoll:
+    """One poll of one feed; ``error`` when the feed itself could not be read."""
+
+    feed: Feed  # as it stands after the poll
+    entries: list[FeedEntryResult] = field(default_factory=list)
+    not_modified: bool = False
+    error: str | None = None
+
+    def outcomes(self, outcome: str) -> list[FeedEntryResult]:
+        return [e for e in self.entries if e.outcome == outcome]
+
+    @property
+    def added(self) -> list[Article]:
+        return [e.article for e in self.entries if e.outcome == "added" and e.article is not None]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "feed": self.feed.to_dict(),
+            "not_modified": self.not_modified,
+            "error": self.error,
+            "entries": [e.to_dict() for e in self.entries],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FeedAdded:
+    """The outcome of subscribing; ``duplicate`` means the collection already followed that feed."""
+
+    feed: Feed
+    entries: int | None  # entries the feed holds now (None: not read again, it was followed already)
+    duplicate: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"feed": self.feed.to_dict(), "entries": self.entries, "duplicate": self.duplicate}

@@ -25,6 +25,7 @@ from index.errors import (
     QuestionTooLongError,
 )
 from index.feedback import FEEDBACK_DAYS, AnswerRecord, Quote, Votes, quotes_of, unseen
+from index.feeds import DEFAULT_POLL_MINUTES, Feed, FeedAdded, FeedPoll, FeedPoller
 from index.lexical import LexicalIndex, token_set, tokenize
 from index.models import AddResult, Answer, Article, Chunk, Excerpt, ExtractedArticle, RebuildResult, Span, Stats
 from index.settings import Settings
@@ -62,6 +63,7 @@ class Engine:
         self._lock = threading.RLock()  # guards writes and the in-memory indexes
         self._model_lock = threading.Lock()
         self.weights = answer.Weights()
+        self.feed_poller = FeedPoller(self)
 
     def close(self) -> None:
         self.store.close()
@@ -547,6 +549,42 @@ class Engine:
     def watched_channels(self, collection: str | None = None) -> dict[str, str]:
         """Channel id -> collection of the watched channels."""
         return self.store.watched_channels(collection)
+    # --- feeds -------------------------------------------------------------------------------
+
+    def add_feed(
+        self, url: str, collection: str = "default", added_by: str | None = None, notify: str | None = None
+    ) -> FeedAdded:
+        """Follow an RSS or Atom feed: it is read once now, and its articles arrive with the polls."""
+        return self.feed_poller.add(url, collection, added_by=added_by, notify=notify)
+
+    def feeds(self, collection: str = "default") -> list[Feed]:
+        return self.store.feeds(collection)
+
+    def feed(self, feed_id: int, collection: str = "default") -> Feed:
+        return self.store.feed(collection, feed_id)
+
+    def remove_feed(self, feed_id: int, collection: str = "default") -> Feed:
+        """Stop following a feed; the articles it brought stay, and its entries stay seen."""
+        return self.store.remove_feed(collection, feed_id)
+
+    def poll_feed(
+        self,
+        feed_id: int,
+        collection: str = "default",
+        minutes: float = DEFAULT_POLL_MINUTES,
+        stop: Callable[[], bool] | None = None,
+    ) -> FeedPoll:
+        """Poll one feed now: add its new entries' articles (up to the per-poll limit) and schedule the next poll."""
+        return self.feed_poller.poll(self.store.feed(collection, feed_id), minutes, stop=stop)
+
+    def poll_feeds(self, collection: str = "default", minutes: float = DEFAULT_POLL_MINUTES) -> list[FeedPoll]:
+        """Poll every feed of a collection now, whatever their schedule."""
+        return [self.feed_poller.poll(feed, minutes) for feed in self.store.feeds(collection)]
+
+    def due_feeds(self, collections: set[str] | None = None) -> list[Feed]:
+        """Feeds whose next poll is due, of ``collections`` (default: all), the longest overdue first."""
+        return self.feed_poller.due(collections)
+
 
 
 def _slices(chunks: Sequence[Chunk], spans: Sequence[Span], size: int) -> Iterator[tuple[list[Chunk], list[Span]]]:

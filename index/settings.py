@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     max_article_chars: int = Field(default=300_000, ge=1000, description="Largest cleaned article text accepted.")
     max_redirects: int = Field(default=5, ge=0)
     user_agent: str = "newsquote/0.1 (+https://github.com/newsquote)"
+    max_feeds: int = Field(default=20, ge=0, description="Feeds one collection (one Discord server) may follow.")
+    feed_articles_per_poll: int = Field(
+        default=10, ge=1, description="New entries of one feed read per poll; the rest wait for the next polls."
+    )
+    feed_host_seconds: float = Field(
+        default=1.0, ge=0, description="Least time between two feed requests (feed or article) to one host."
+    )
     min_relevance: float = Field(
         default=0.6,
         description="Relevance (cosine + share of the question's weighted words) below which the best excerpts "

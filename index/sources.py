@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -32,6 +33,10 @@ from index.settings import Settings
 
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
 TEXT_TYPES = {"text/plain", "text/markdown", "text/x-markdown"}
+# RSS and Atom, under their own types and the generic XML ones many servers use for them.
+FEED_TYPES = {"application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/xml", "text/xml"}
+PAGE_ACCEPT = "text/html,text/plain;q=0.9,*/*;q=0.1"
+FEED_ACCEPT = "application/rss+xml,application/atom+xml,application/xml;q=0.9,text/xml;q=0.9,*/*;q=0.1"
 FILE_KINDS = {".html": "html", ".htm": "html", ".txt": "text", ".md": "markdown", ".markdown": "markdown"}
 TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid|ref|ref_src|cmpid|ocid|smid|igshid)$", re.I)
 MIN_TEXT_CHARS = 40
@@ -410,11 +415,45 @@ def _resolve_in_time(host: str, port: int, allow_private: bool, deadline: _Deadl
     return outcome[0]
 
 
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """What a fetch brought back; ``not_modified`` when a conditional request was answered 304 (and no body)."""
+
+    url: str
+    content_type: str
+    body: bytes
+    charset: str | None
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified: bool = False
+
+
 def fetch_url(url: str, settings: Settings) -> tuple[str, str, bytes, str | None]:
     """Fetch a page, following redirects by hand so every hop is checked; return final URL, type, body, charset.
 
     The whole fetch, redirects included, takes at most ``settings.fetch_timeout`` seconds.
     """
+    refusal = "not a web page or text: only HTML and plain text can be added"
+    page = _fetch(url, settings, accept=PAGE_ACCEPT, types=HTML_TYPES | TEXT_TYPES, refusal=refusal)
+    return page.url, page.content_type, page.body, page.charset
+
+
+def fetch_feed(url: str, settings: Settings, etag: str | None = None, last_modified: str | None = None) -> Fetched:
+    """Fetch an RSS or Atom document with every check a page gets; ``etag``/``last_modified`` make it conditional."""
+    conditional = {k: v for k, v in (("If-None-Match", etag), ("If-Modified-Since", last_modified)) if v}
+    refusal = "not an RSS or Atom feed"
+    return _fetch(url, settings, accept=FEED_ACCEPT, types=FEED_TYPES, refusal=refusal, conditional=conditional)
+
+
+def _fetch(
+    url: str,
+    settings: Settings,
+    *,
+    accept: str,
+    types: set[str],
+    refusal: str,
+    conditional: dict[str, str] | None = None,
+) -> Fetched:
     current = url.strip()
     if "://" not in current:
         current = "https://" + current
@@ -433,7 +472,8 @@ def fetch_url(url: str, settings: Settings) -> tuple[str, str, bytes, str | None
             headers = {
                 "Host": parts.netloc.rsplit("@", 1)[-1],
                 "User-Agent": settings.user_agent,
-                "Accept": "text/html,text/plain;q=0.9,*/*;q=0.1",
+                "Accept": accept,
+                **(conditional or {}),
             }
             try:
                 with client.stream(
@@ -446,7 +486,12 @@ def fetch_url(url: str, settings: Settings) -> tuple[str, str, bytes, str | None
                     if response.is_redirect and "location" in response.headers:
                         current = urljoin(current, response.headers["location"])
                         continue
-                    return current, *_read_body(response, current, settings, deadline)
+                    if conditional and response.status_code == 304:
+                        etag, modified = conditional.get("If-None-Match"), conditional.get("If-Modified-Since")
+                        return Fetched(current, "", b"", None, etag, modified, not_modified=True)
+                    kind, body, charset = _read_body(response, current, settings, deadline, types, refusal=refusal)
+                    got = response.headers
+                    return Fetched(current, kind, body, charset, got.get("etag"), got.get("last-modified"))
             except httpx.TimeoutException as exc:
                 raise deadline.error(current) from exc
             except httpx.HTTPError as exc:
@@ -457,15 +502,13 @@ def fetch_url(url: str, settings: Settings) -> tuple[str, str, bytes, str | None
 
 
 def _read_body(
-    response: httpx.Response, url: str, settings: Settings, deadline: _Deadline
+    response: httpx.Response, url: str, settings: Settings, deadline: _Deadline, types: set[str], *, refusal: str
 ) -> tuple[str, bytes, str | None]:
     if response.status_code >= 400:
         raise FetchError(f"{url} answered HTTP {response.status_code} {response.reason_phrase}.".replace(" .", "."))
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower() or "text/html"
-    if content_type not in HTML_TYPES | TEXT_TYPES:
-        raise UnsupportedContentError(
-            f"{url} is {content_type}, not a web page or text: only HTML and plain text can be added."
-        )
+    if content_type not in types:
+        raise UnsupportedContentError(f"{url} is {content_type}, {refusal}.")
     limit = settings.max_download_bytes
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:

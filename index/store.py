@@ -1,8 +1,10 @@
 """SQLite, the source of truth: articles with their full text, chunks and sentences with offsets and vectors.
 
-Damage is never served. SQLite's own corruption errors, a header that SQLite would misread, and rows whose
-contents no longer match the checksum stored with them all raise :class:`DatabaseDamagedError`, and nothing is
-written to a database once it is known to be damaged. Opening waits for other processes instead of failing.
+Damage is never served. Opening checks the file's header (what SQLite would misread or refuse to write), the
+tables' definitions and ``PRAGMA integrity_check`` (once per process: about 0.2 s per 100 MB); afterwards,
+SQLite's own corruption errors and rows whose contents no longer match the checksum stored with them raise
+:class:`DatabaseDamagedError` too. Nothing is written to a database once it is known to be damaged. Opening
+waits for other processes instead of failing.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from index.errors import ArticleNotFoundError, DatabaseDamagedError
+from index.errors import ArticleNotFoundError, DatabaseDamagedError, FeedNotFoundError, TooManyFeedsError
 from index.feedback import AnswerRecord, Quote, Votes
-from index.models import Article, ExtractedArticle
+from index.models import Article, ExtractedArticle, Feed
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,40 @@ CREATE TABLE IF NOT EXISTS watched_channels (
     collection TEXT NOT NULL,
     added_by TEXT,
     added_at TEXT NOT NULL
+);
+-- feeds followed, and every entry of them seen (kept when a feed or an article goes: never added twice)
+CREATE TABLE IF NOT EXISTS feeds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection TEXT NOT NULL,
+    url TEXT NOT NULL,
+    canonical_url TEXT NOT NULL,
+    title TEXT,
+    notify TEXT,
+    added_by TEXT,
+    added_at TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    last_ok TEXT,
+    last_error TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    next_poll TEXT NOT NULL,
+    pending INTEGER NOT NULL DEFAULT 0,
+    checksum BLOB,
+    UNIQUE (collection, canonical_url)
+);
+CREATE INDEX IF NOT EXISTS feeds_by_next_poll ON feeds(next_poll);
+CREATE TABLE IF NOT EXISTS feed_entries (
+    collection TEXT NOT NULL,
+    feed_url TEXT NOT NULL,
+    entry_key TEXT NOT NULL,
+    link TEXT,
+    outcome TEXT NOT NULL,
+    article_id INTEGER,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    seen_at TEXT NOT NULL,
+    checksum BLOB,
+    PRIMARY KEY (collection, feed_url, entry_key)
 );
 """
 
@@ -284,7 +320,6 @@ class Store:
         self._lock = threading.RLock()
         self._damage: str | None = None  # the verdict, once SQLite has reported damage
         self._verdict: str | None = None
-        self._checked = False  # quick_check passed, so writing cannot spread damage
         problem = header_problem(path)
         for _ in range(3):  # a file caught mid-checkpoint by another process looks different a moment later
             if not problem:
@@ -311,6 +346,14 @@ class Store:
                 problem = _schema_problem(db)
                 if problem:
                     raise DatabaseDamagedError(self.path, f"{problem}; integrity_check: {self._check(db)}")
+                # Once per process, before anything is read or written: damage to a row's indexed columns can
+                # hide it from every query, and only the comparison of tables with their indexes shows that.
+                verdict = self._check(db)
+                if verdict != "ok":
+                    raise DatabaseDamagedError(self.path, f"integrity_check: {verdict}")
+            except UnicodeDecodeError as exc:  # SQLite's own message quoted a damaged schema's bytes
+                db.close()
+                raise DatabaseDamagedError(self.path, f"its schema is not valid UTF-8 ({exc.reason})") from exc
             except sqlite3.DatabaseError as exc:
                 if _is_busy(exc) and time.monotonic() < deadline:
                     db.close()
@@ -355,7 +398,7 @@ class Store:
         """``PRAGMA integrity_check``'s verdict on one line: "ok", or its first problems."""
         try:
             rows = [str(r[0]) for r in db.execute(f"PRAGMA {'quick' if quick else 'integrity'}_check(3)")]
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             return f"cannot run ({exc})"
         if rows == ["ok"]:
             return "ok"
@@ -390,6 +433,9 @@ class Store:
             raise DatabaseDamagedError(self.path, self._damage)
         try:
             yield
+        except UnicodeDecodeError as exc:  # SQLite's own message quoted damaged bytes
+            self._damage = f"SQLite reported text that is not valid UTF-8 ({exc.reason})"
+            raise DatabaseDamagedError(self.path, self._damage) from exc
         except sqlite3.DatabaseError as exc:
             if not _is_damage(exc):
                 if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_READONLY:
@@ -407,13 +453,6 @@ class Store:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock, self._guard():
-            if not self._checked:
-                # Before the first write: damage that no read has hit yet must not be written around.
-                verdict = self._check(self._db, quick=True)
-                if verdict != "ok":
-                    self._damage = f"quick_check before writing: {verdict}"
-                    raise DatabaseDamagedError(self.path, self._damage)
-                self._checked = True
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -861,6 +900,154 @@ class Store:
             {"c": collection},
         )[0]
         return int(row[0]) + int(row[1]) + int(row[2])
+
+    # --- feeds -------------------------------------------------------------------------------
+    # A feed's row changes at every poll. Its entries seen are kept by the feed's canonical URL and never deleted,
+    # not even with the feed: an article removed on purpose is not added again by a poll, nor by following the
+    # same feed anew.
+
+    _FEED_COLUMNS = (
+        "collection", "url", "canonical_url", "title", "notify", "added_by", "added_at", "etag", "last_modified",
+        "last_ok", "last_error", "failures", "next_poll", "pending",
+    )  # fmt: skip
+    _ENTRY_COLUMNS = (
+        "collection", "feed_url", "entry_key", "link", "outcome", "article_id", "error", "attempts", "seen_at",
+    )  # fmt: skip
+
+    def _feed_rows(self, where: str, params: Sequence, check: bool = True) -> list[Feed]:
+        columns = ", ".join(f"f.{c}" for c in self._FEED_COLUMNS)
+        added = (
+            "SELECT count(*) FROM feed_entries e WHERE e.collection = f.collection AND e.feed_url = f.canonical_url "
+            "AND e.outcome = 'added'"
+        )
+        rows = self._query(f"SELECT f.id, {columns}, f.checksum, ({added}) FROM feeds f WHERE {where}", params)
+        feeds = []
+        for row in rows:
+            feed_id, values, checksum, count = row[0], row[1:-2], row[-2], row[-1]
+            if check and checksum != _digest("feeds", values):
+                remedy = f"Remove feed #{feed_id} (`python -m index feed remove {feed_id}`) and add it again."
+                raise self._damaged(f"feed #{feed_id} does not match its checksum", remedy)
+            collection, url, _canonical, title, notify, added_by, added_at, *state = values
+            etag, modified, last_ok, last_error, failures, next_poll, pending = state
+            feeds.append(
+                Feed(
+                    feed_id, collection, url, title, notify, added_by, added_at, etag, modified, last_ok, last_error,
+                    failures, next_poll, pending, added=count,
+                )
+            )  # fmt: skip
+        return feeds
+
+    def add_feed(
+        self,
+        collection: str,
+        url: str,
+        canonical_url: str,
+        *,
+        title: str | None,
+        added_by: str | None,
+        notify: str | None,
+        now: str,
+        limit: int,
+    ) -> tuple[Feed, bool]:
+        """Follow a feed, or return the collection's subscription to it (and True) if it has one already.
+
+        Raises TooManyFeedsError if the collection follows ``limit`` feeds already.
+        """
+        nothing_yet = (None, None, None, None, 0)  # etag, last_modified, last_ok, last_error, failures
+        values = _stored(collection, url, canonical_url, title, notify, added_by, now, *nothing_yet, now, 0)
+        with self._transaction() as db:
+            found = self._feed_rows("f.collection = ? AND f.canonical_url = ?", (collection, canonical_url))
+            if found:
+                return found[0], True
+            if db.execute("SELECT count(*) FROM feeds WHERE collection = ?", (collection,)).fetchone()[0] >= limit:
+                raise TooManyFeedsError(limit)
+            marks = ", ".join("?" * (len(values) + 1))
+            cursor = db.execute(
+                f"INSERT INTO feeds({', '.join(self._FEED_COLUMNS)}, checksum) VALUES ({marks})",
+                (*values, _digest("feeds", values)),
+            )
+            feed_id = int(cursor.lastrowid or 0)
+        return self.feed(collection, feed_id), False
+
+    def feed(self, collection: str, feed_id: int, *, check: bool = True) -> Feed:
+        found = self._feed_rows("f.collection = ? AND f.id = ?", (collection, feed_id), check)
+        if not found:
+            raise FeedNotFoundError(feed_id)
+        return found[0]
+
+    def feeds(self, collection: str) -> list[Feed]:
+        return self._feed_rows("f.collection = ? ORDER BY f.id", (collection,))
+
+    def due_feeds(self, now: str) -> list[Feed]:
+        """Every collection's feeds whose next poll is due at ``now``, the longest overdue first."""
+        return self._feed_rows("f.next_poll <= ? ORDER BY f.next_poll, f.id", (now,))
+
+    def remove_feed(self, collection: str, feed_id: int) -> Feed:
+        """Stop following a feed (its checksum unchecked, so a damaged one can go); its entries seen stay."""
+        with self._transaction() as db:
+            feed = self.feed(collection, feed_id, check=False)
+            db.execute("DELETE FROM feeds WHERE id = ?", (feed_id,))
+        return feed
+
+    def update_feed(self, collection: str, feed_id: int, **changes: object) -> Feed | None:
+        """Change some of a feed's columns (e.g. after a poll); None if it was removed meanwhile."""
+        unknown = set(changes) - set(self._FEED_COLUMNS[7:]) - {"title"}
+        if unknown:
+            raise ValueError(f"not a feed column that changes: {sorted(unknown)}")
+        with self._transaction() as db:
+            try:
+                feed = self.feed(collection, feed_id)
+            except FeedNotFoundError:
+                return None
+            row = db.execute(
+                f"SELECT {', '.join(self._FEED_COLUMNS)} FROM feeds WHERE id = ?", (feed_id,)
+            ).fetchone()
+            current = dict(zip(self._FEED_COLUMNS, row, strict=True))
+            values = _stored(*(changes.get(c, current[c]) for c in self._FEED_COLUMNS))
+            assignments = ", ".join(f"{c} = ?" for c in self._FEED_COLUMNS)
+            db.execute(
+                f"UPDATE feeds SET {assignments}, checksum = ? WHERE id = ?",
+                (*values, _digest("feeds", values), feed.id),
+            )
+        return self.feed(collection, feed_id)
+
+    def seen_entries(self, collection: str, feed_url: str) -> dict[str, tuple[str | None, str, int]]:
+        """The entries of a feed (by its canonical URL) seen so far: key -> (canonical link, outcome, attempts)."""
+        columns = ", ".join(self._ENTRY_COLUMNS)
+        rows = self._query(
+            f"SELECT {columns}, checksum FROM feed_entries WHERE collection = ? AND feed_url = ?",
+            (collection, feed_url),
+        )
+        seen: dict[str, tuple[str | None, str, int]] = {}
+        for row in rows:
+            values, checksum = row[:-1], row[-1]
+            if checksum != _digest("feed_entries", values):
+                raise self._damaged(f"an entry seen of feed {feed_url} does not match its checksum")
+            _collection, _feed, key, link, outcome, _article, _error, attempts, _seen = values
+            seen[str(key)] = (link, str(outcome), int(attempts))
+        return seen
+
+    def record_entry(
+        self,
+        collection: str,
+        feed_url: str,
+        key: str,
+        *,
+        link: str | None,
+        outcome: str,
+        article_id: int | None,
+        error: str | None,
+        attempts: int,
+        now: str,
+    ) -> None:
+        """Remember what became of one entry of a feed, replacing what an earlier attempt recorded."""
+        values = _stored(collection, feed_url, key, link, outcome, article_id, error, attempts, now)
+        marks = ", ".join("?" * (len(values) + 1))
+        with self._transaction() as db:
+            db.execute(
+                f"INSERT OR REPLACE INTO feed_entries({', '.join(self._ENTRY_COLUMNS)}, checksum) VALUES ({marks})",
+                (*values, _digest("feed_entries", values)),
+            )
 
 
 def _shape(db: sqlite3.Connection) -> dict[str, object]:

@@ -291,13 +291,24 @@ def test_the_real_command_line_gives_the_same_one_line(data_dir: Path) -> None:
     assert digest(db) == before
 
 
-def test_damage_met_after_opening_gives_one_line_and_nothing_is_written(data_dir: Path) -> None:
+def test_a_damaged_page_no_command_reads_first_is_found_on_opening(data_dir: Path) -> None:
     db = data_dir / "newsquote.db"
     damage_page(db, "sentences")
     before = digest(db)
-    assert_one_line(run_cli(data_dir, "ask", QUESTION), "malformed", "integrity_check")
-    assert_one_line(run_cli(data_dir, "add", "--text", NEW_ARTICLE), "quick_check")
+    assert_one_line(run_cli(data_dir, "list"), "integrity_check: *** in database main ***")
+    assert_one_line(run_cli(data_dir, "add", "--text", NEW_ARTICLE), "integrity_check")
     assert digest(db) == before
+
+
+def test_a_hidden_article_is_found_on_opening(data_dir: Path) -> None:
+    """A damaged collection name would hide an article from every query: the indexes still know it."""
+    db = data_dir / "newsquote.db"
+    with sqlite3.connect(db) as conn:
+        text = conn.execute("SELECT text FROM articles WHERE id = 1").fetchone()[0]
+    data = db.read_bytes()
+    at = data.index(b"default" + text[:40].encode())  # the row's record, not an index entry
+    db.write_bytes(data[:at] + b"defaulu" + data[at + 7 :])
+    assert_one_line(run_cli(data_dir, "list"), "integrity_check", "missing from index")
 
 
 @pytest.mark.parametrize(
@@ -361,10 +372,12 @@ def test_undecodable_text_is_reported_as_damage_not_a_decoding_traceback(data_di
         store.close()
 
 
-def test_the_store_refuses_a_damaged_file_and_stops_using_it(data_dir: Path) -> None:
+def test_damage_met_after_opening_stops_every_later_use(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = data_dir / "newsquote.db"
     damage_page(db, "chunks")
+    monkeypatch.setattr(Store, "_check", lambda *args, **kwargs: "ok")  # as if the damage came after opening
     store = Store(db)
+    monkeypatch.undo()
     try:
         with pytest.raises(DatabaseDamagedError, match="malformed"):
             store.chunk_vectors("default")
