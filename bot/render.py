@@ -13,7 +13,9 @@ import discord
 
 from bot.settings import MAX_ARTICLES_PER_PAGE
 from index.chunking import trim_span
+from index.feedback import FEEDBACK_DAYS
 from index.models import AddResult, Answer, Article, Excerpt, RebuildResult, Stats
+from index.wording import plural
 
 CONTENT_LIMIT = 2000
 TITLE_LIMIT = 256
@@ -31,6 +33,9 @@ WEAK_HEADER = f"**{NO_ANSWER}** The closest passages, weak matches:"
 EMPTY_MENTION = "Ask me a question after the mention, e.g. *@me who confirmed the deal?*"
 DIRECT_MESSAGE_REFUSAL = "I only answer inside a server: each server has its own articles. Ask me there, or use /ask."
 GENERIC_ERROR = "Something went wrong on my side; it has been logged. Please try again in a moment."
+WIDENED = "*Nothing in the articles of the previous answer answers this; from all of this server's articles:*"
+NO_MORE = "No other passages answer this: every one that does was shown."
+THREAD_NAME_LIMIT = 100
 
 ANSWERED_COLOUR = discord.Colour.green()
 WEAK_COLOUR = discord.Colour.light_grey()
@@ -217,12 +222,34 @@ def _footer(excerpt: Excerpt, part: int, parts: int) -> str:
     return truncate(" · ".join(bits), FOOTER_LIMIT)
 
 
-def answer_replies(answer: Answer, limit: int = DESCRIPTION_LIMIT) -> list[Reply]:
-    """Render an answer as one or more messages: quoted excerpts, or a plain "nothing answers this"."""
+def answer_replies(answer: Answer, limit: int = DESCRIPTION_LIMIT, lead: str | None = None) -> list[Reply]:
+    """Render an answer as one or more messages: quoted excerpts, or a plain "nothing answers this".
+
+    ``lead`` opens the first message (e.g. which question "More" continues).
+    """
     embeds = [embed for excerpt in answer.results for embed in excerpt_embeds(excerpt, limit)]
-    if answer.answered:
-        return pack(embeds)
-    return pack(embeds, WEAK_HEADER if embeds else f"**{NO_ANSWER}**")
+    notes = [lead] if lead else []
+    if answer.widened:
+        notes.append(WIDENED)
+    if not answer.answered:
+        notes.append(WEAK_HEADER if embeds else f"**{NO_ANSWER}**")
+    return pack(embeds, "\n".join(notes) or None)
+
+
+def more_lead(question: str) -> str:
+    """Open the message that "More" posts: which question these passages answer."""
+    return f"More passages for: *{escaped_truncate(question, 600)}*"
+
+
+def thread_name(question: str) -> str:
+    """Name a follow-up thread after its question (plain text, as Discord shows thread names)."""
+    return truncate(" ".join(question.split()), THREAD_NAME_LIMIT) or "Follow-up questions"
+
+
+def thread_intro(bot_mention: str, reads_messages: bool) -> str:
+    """The first message of a follow-up thread: how to ask in it."""
+    how = "Ask here" if reads_messages else f"Ask here, mentioning {bot_mention} (I only read messages that do)"
+    return f"{how}: I answer from the articles of this answer first, then from all of this server's articles."
 
 
 def pack(embeds: Sequence[discord.Embed], content: str | None = None) -> list[Reply]:
@@ -251,11 +278,12 @@ def added(result: AddResult) -> str:
     if result.duplicate:
         same = "URL" if result.reason == "url" else "text"
         return f"Already here: **{title}** (#{a.id}) has the same {same}, so nothing was added."
-    return f"Added **{title}** (#{a.id}): {a.chunks} chunks, {a.chars:,} characters. Ask away with /ask."
+    size = f"{plural(a.chunks, 'chunk')}, {plural(a.chars, 'character')}"
+    return f"Added **{title}** (#{a.id}): {size}. Ask away with /ask."
 
 
 def removed(article: Article) -> str:
-    return f"Removed **{escaped_truncate(article.title, 300)}** (#{article.id}, {article.chunks} chunks)."
+    return f"Removed **{escaped_truncate(article.title, 300)}** (#{article.id}, {plural(article.chunks, 'chunk')})."
 
 
 def choice_name(article: Article) -> str:
@@ -279,12 +307,12 @@ def articles_page(articles: Sequence[Article], page: int, pages: int, total: int
             value=_article_line(article),
             inline=False,
         )
-    embed.set_footer(text=f"Page {page + 1} of {pages} · {total} article{'s' * (total != 1)}")
+    embed.set_footer(text=f"Page {page + 1} of {pages} · {plural(total, 'article')}")
     return embed
 
 
 def _article_line(article: Article) -> str:
-    bits = [f"{article.chunks} chunks", f"{article.chars:,} characters", f"added {article.added_at[:10]}"]
+    bits = [plural(article.chunks, "chunk"), plural(article.chars, "character"), f"added {article.added_at[:10]}"]
     if article.added_by and article.added_by.isdigit():
         bits[-1] += f" by <@{article.added_by}>"  # renders as a name, and embeds never ping
     line = " · ".join(bits)
@@ -295,7 +323,7 @@ def _article_line(article: Article) -> str:
 
 
 def stats(result: Stats) -> discord.Embed:
-    """Show a server's counts, model and index size."""
+    """Show a server's own counts, model, sizes and how its answers were voted (never the shared database's size)."""
     embed = discord.Embed(title="Index statistics", colour=INFO_COLOUR)
     for name, value in (
         ("Articles", f"{result.articles:,}"),
@@ -304,10 +332,18 @@ def stats(result: Stats) -> discord.Embed:
         ("Model", truncate(result.model, FIELD_VALUE_LIMIT)),
         ("Dimensions", str(result.dimension or "-")),
         ("Index size", size(result.index_bytes)),
-        ("Database size", size(result.database_bytes)),
+        ("Texts and vectors", size(result.stored_bytes)),
+        (f"Votes, last {FEEDBACK_DAYS} days", votes_share(result.votes_up, result.votes_down)),
     ):
         embed.add_field(name=name, value=value)
     return embed
+
+
+def votes_share(up: int, down: int) -> str:
+    """Say how answers were voted, e.g. "75% 👍 (3 of 4 votes)"."""
+    if not up + down:
+        return "No votes yet"
+    return f"{round(100 * up / (up + down))}% \N{THUMBS UP SIGN} ({up:,} of {plural(up + down, 'vote')})"
 
 
 def size(n: int) -> str:
@@ -324,12 +360,48 @@ def size(n: int) -> str:
 
 def rebuild_progress(done: int, total: int) -> str:
     percent = f" ({done * 100 // total}%)" if total else ""
-    return f"Re-embedding this server's articles… {done:,} of {total:,} chunks{percent}."
+    return f"Re-embedding this server's articles… {done:,} of {plural(total, 'chunk')}{percent}."
 
 
 def rebuilt(result: RebuildResult) -> str:
-    return f"Rebuilt: {result.articles:,} articles, {result.chunks:,} chunks re-embedded in {result.seconds:.1f} s."
+    done = f"{plural(result.articles, 'article')}, {plural(result.chunks, 'chunk')}"
+    return f"Rebuilt: {done} re-embedded in {result.seconds:.1f} s."
 
 
 def cooldown(retry_after: float) -> str:
     return f"Slow down: try again in {max(1, round(retry_after + 0.5))} s."
+
+
+# --- adding from messages -----------------------------------------------------------------------
+
+LINK_LINE_LIMIT = 350  # five links' lines stay well under CONTENT_LIMIT
+WATCH_NEEDS_CONTENT = (
+    "Watching a channel needs the messages' text: the bot must run with DISCORD_MESSAGE_CONTENT=true and the "
+    "Message Content intent turned on in the Developer Portal (Bot page)."
+)
+
+
+def links_added(outcomes: Sequence[tuple[str, AddResult | str]], left_out: int = 0) -> str:
+    """Say, link by link, what adding a message's links did: added, already here, or refused and why."""
+    if not outcomes:
+        return "There is no http(s) link in that message."
+    lines = []
+    for url, outcome in outcomes:
+        if isinstance(outcome, str):
+            line = f"Refused <{url}>: {outcome}"
+        elif outcome.duplicate:
+            line = f"Already here: **{escaped_truncate(outcome.article.title, 200)}** (#{outcome.article.id}) <{url}>"
+        else:
+            a = outcome.article
+            line = f"Added **{escaped_truncate(a.title, 200)}** (#{a.id}, {plural(a.chunks, 'chunk')}) <{url}>"
+        lines.append(truncate(line, LINK_LINE_LIMIT))
+    if left_out:
+        lines.append(f"{plural(left_out, 'more link')} left out: at most {len(outcomes)} from one message.")
+    return "\n".join(lines)
+
+
+def watching(channel_mentions: Sequence[str]) -> str:
+    """List the watched channels."""
+    if not channel_mentions:
+        return "No channel is watched: links are added only by hand (/add url, or Apps > Add article on a message)."
+    return "Links posted in these channels are added by themselves: " + ", ".join(channel_mentions)

@@ -14,6 +14,7 @@ from bot import render
 from bot.client import NewsQuoteBot
 from bot.cogs.articles import MAX_PASTE
 from index import AddResult, Engine, Settings
+from index.wording import plural
 from tests.bot.conftest import StartBot
 from tests.bot.support import (
     BRIDGE,
@@ -81,7 +82,7 @@ async def test_add_text_adds_the_pasted_article(
 
     [article] = engine.articles(world.collection_a)
     assert (article.title, article.source) == (BRIDGE_TITLE, "text")
-    assert f"**{BRIDGE_TITLE}** (#{article.id}): {article.chunks} chunks" in edit.json["content"]
+    assert f"**{BRIDGE_TITLE}** (#{article.id}): {plural(article.chunks, 'chunk')}," in edit.json["content"]
 
 
 async def test_add_text_form_keeps_the_paragraphs_and_drops_the_page_clutter(

@@ -275,14 +275,15 @@ def test_messages_naming_an_article_fit_in_a_message_whatever_its_title() -> Non
     assert len(render.choice_name(huge)) <= render.CHOICE_NAME_LIMIT
 
 
-def test_stats_embed_fits_and_shows_sizes() -> None:
-    stats = Stats("guild-1", 12, 340, 2000, "m" * 3000, 384, 1_500_000, 20_000)
+def test_stats_embed_fits_and_shows_the_servers_own_sizes() -> None:
+    stats = Stats("guild-1", 12, 340, 2000, "m" * 3000, 384, 1_500_000, 900_000_000, 20_000)
 
     embed = render.stats(stats)
     fields = {f.name: f.value for f in embed.fields}
 
     assert_fits({"embeds": [embed.to_dict()]})
-    assert (fields["Articles"], fields["Index size"], fields["Database size"]) == ("12", "1.4 MB", "19.5 KB")
+    assert (fields["Articles"], fields["Index size"], fields["Texts and vectors"]) == ("12", "1.4 MB", "19.5 KB")
+    assert "858.3 MB" not in str(embed.to_dict())  # the database every server shares is nobody's size
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,8 @@ API_PREFIX = "/api/v10"
 DISCORD_EPOCH_MS = 1_420_070_400_000
 MESSAGE_CONTENT_INTENT = 1 << 15
 EPHEMERAL, LOADING = 1 << 6, 1 << 7  # message flags
+HAS_THREAD = 1 << 5  # message flag: a thread was started on it
+THREAD_TYPES = (10, 11, 12)  # announcement, public and private threads
 ADMINISTRATOR = 1 << 3
 ALL_PERMISSIONS = (1 << 51) - 1
 # @everyone on a fresh server: add reactions, view channel, send messages, embed links, attach files,
@@ -93,6 +95,35 @@ def make_channel(name: str = "general", *, id: int | str | None = None, position
     """Build a guild channel payload, a text channel by default (``name`` and ``position`` are required)."""
     dull = _fields("topic parent_id last_message_id", "rate_limit_per_user flags", "nsfw", "permission_overwrites")
     return {"id": str(id or new_id()), "type": type, "name": name, "position": position, **dull}
+
+
+def make_thread(
+    name: str,
+    *,
+    parent: Payload,
+    owner_id: int | str,
+    id: int | str | None = None,
+    auto_archive_duration: int = 1440,
+) -> Payload:
+    """Build a public thread in ``parent`` (a thread started on a message has that message's id)."""
+    metadata = {"archived": False, "auto_archive_duration": auto_archive_duration, "archive_timestamp": now_iso()}
+    metadata |= {"locked": False, "create_timestamp": now_iso()}
+    return {
+        "id": str(id or new_id()),
+        "type": 11,
+        "guild_id": parent["guild_id"],
+        "parent_id": parent["id"],
+        "owner_id": str(owner_id),
+        "name": name,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "message_count": 0,
+        "member_count": 1,
+        "total_message_sent": 0,
+        "flags": 0,
+        "position": 0,
+        "thread_metadata": metadata,
+    }
 
 
 def make_guild(
@@ -339,7 +370,9 @@ class FakeDiscord:
 
     def find_channel(self, channel_id: int | str) -> tuple[Payload, Payload] | None:
         """Return ``(guild, channel)`` for a channel id."""
-        found = ((g, c) for g in self.guilds for c in g["channels"] if c["id"] == str(channel_id))
+        found = (
+            (g, c) for g in self.guilds for c in [*g["channels"], *g.get("threads", [])] if c["id"] == str(channel_id)
+        )
         return next(found, None)
 
     def find_member(self, guild: Payload, user_id: int | str) -> Payload | None:
@@ -436,14 +469,21 @@ class FakeDiscord:
         channel_id: int | str | None = None,
         locale: str = "en-US",
         modal: Payload | None = None,
+        target: Payload | None = None,
     ) -> FakeInteraction:
         """Dispatch INTERACTION_CREATE for a slash command (``name`` may be "group sub"), an autocomplete
-        (``focused`` names the option being typed) or a component click (``custom_id`` and ``message``).
+        (``focused`` names the option being typed), a component click (``custom_id`` and ``message``) or a
+        message command (``name`` and ``target``, the message right-clicked).
+
+        A click or a message command happens in the channel of its message unless ``channel_id`` says otherwise.
 
         ``options`` maps names to values (attachment payloads for attachments, ids for users, channels and
         roles) or is a raw option list. Option types come from the synced command, else from the values.
         """
         itype = type or (3 if custom_id is not None else 4 if focused is not None else 2)
+        if channel_id is None and ((custom_id is not None and message is not None) or target is not None):
+            where = target if target is not None else message if isinstance(message, dict) else None
+            channel_id = (where or self.messages[str(message)])["channel_id"]
         guild, channel, member = self._where(channel_id, user_id)
         clicked: Payload | None = None
         if itype == 5:  # a modal submit: ``modal`` is its data (see submit_modal)
@@ -456,7 +496,7 @@ class FakeDiscord:
         elif name is None:
             raise ValueError("a command name is needed")
         else:
-            data = self._command_data(name, options or {}, focused, guild)
+            data = self._command_data(name, options or {}, focused, guild, target)
 
         perms = str(self.permissions_for(guild, member))
         bot_member = self.find_member(guild, self.bot_user["id"])
@@ -580,12 +620,28 @@ class FakeDiscord:
         return found[0], found[1], member
 
     def _command_data(
-        self, name: str, values: Mapping[str, Any] | list[Payload], focused: str | None, guild: Payload
+        self,
+        name: str,
+        values: Mapping[str, Any] | list[Payload],
+        focused: str | None,
+        guild: Payload,
+        target: Payload | None = None,
     ) -> Payload:
-        path = name.split()
-        spec = next((c for c in self.guild_commands.get(guild["id"], []) if c["name"] == path[0]), None)
+        if target is not None:  # a message command: one name, no options, the message in ``resolved``
+            kind = 3
+            path = [name]
+        else:
+            kind = 1
+            path = name.split()
+        spec = next(
+            (c for c in self.guild_commands.get(guild["id"], []) if c["name"] == path[0] and c["type"] == kind), None
+        )
         command_guild = guild["id"] if spec else None
-        spec = spec or next((c for c in self.global_commands if c["name"] == path[0]), None)
+        spec = spec or next((c for c in self.global_commands if c["name"] == path[0] and c["type"] == kind), None)
+        if target is not None:
+            data: Payload = {"id": (spec or {}).get("id") or new_id(), "name": name, "type": 3}
+            data |= {"target_id": target["id"], "resolved": {"messages": {target["id"]: target}}}
+            return data | ({"guild_id": command_guild} if command_guild else {})
         spec_options: list[Payload] = (spec or {}).get("options", [])
         for part in path[1:]:
             spec_options = next((o.get("options", []) for o in spec_options if o["name"] == part), [])
@@ -712,7 +768,13 @@ class FakeDiscord:
         )
         # member_count equal to the members sent: discord.py then considers the guild chunked.
         member_count = guild.get("member_count", len(guild["members"]))
-        return guild | gateway_only | {"soundboard_sounds": [], "member_count": member_count, "joined_at": now_iso()}
+        live = {"threads": [t for t in guild.get("threads", []) if not t["thread_metadata"]["archived"]]}
+        return (
+            guild
+            | gateway_only
+            | live
+            | {"soundboard_sounds": [], "member_count": member_count, "joined_at": now_iso()}
+        )
 
     # ----------------------------------------------------------------- HTTP
 
@@ -730,6 +792,7 @@ class FakeDiscord:
             ("POST", r"/channels/(?P<cid>\d+)/messages", True, self._post_message),
             ("GET PATCH DELETE", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", True, self._channel_message),
             ("POST", r"/channels/(?P<cid>\d+)/typing", True, self._typing),
+            ("POST", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)/threads", True, self._start_thread),
             ("GET", r"/attachments/(?P<name>.+)", False, self._get_attachment),
         ]
         return [(methods.split(), re.compile(pattern), auth, handler) for methods, pattern, auth, handler in table]
@@ -899,6 +962,34 @@ class FakeDiscord:
         if rec.method == "PATCH":
             self._apply_edit(msg, rec.json or {}, rec.files)
         return _json(msg)
+
+    async def _start_thread(self, rec: RecordedRequest, cid: str, mid: str) -> web.StreamResponse:
+        """Start a public thread on a message: its id is the message's, and THREAD_CREATE follows, as on Discord."""
+        found = self.find_channel(cid)
+        if found is None:
+            return _error(404, "Unknown Channel", 10003)
+        guild, channel = found
+        msg = self.messages.get(mid)
+        if msg is None or msg["channel_id"] != cid or msg["flags"] & EPHEMERAL:
+            return _error(404, "Unknown Message", 10008)
+        if channel["type"] in THREAD_TYPES:
+            return _error(400, "Cannot execute action on this channel type", 50024)
+        if self.find_channel(mid) is not None:
+            return _error(400, "A thread has already been created for this message", 160004)
+        body = rec.json or {}
+        thread = make_thread(
+            str(body.get("name") or ""),
+            id=mid,
+            parent=channel,
+            owner_id=self.bot_user["id"],
+            auto_archive_duration=int(body.get("auto_archive_duration") or 1440),
+        )
+        guild.setdefault("threads", []).append(thread)
+        msg["flags"] |= HAS_THREAD
+        msg["thread"] = thread
+        if self._live.is_set():
+            await self._dispatch_now("THREAD_CREATE", thread | {"newly_created": True})
+        return _json(thread)
 
     async def _typing(self, _rec: RecordedRequest, cid: str) -> web.StreamResponse:
         known = self.find_channel(cid) or cid in self.dm_channels
