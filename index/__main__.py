@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sources", nargs="*", metavar="SOURCE", help="http(s) URL, .html/.htm/.txt/.md file, or - for stdin text"
     )
     add.add_argument("--text", help="add this text as an article")
-    add.add_argument("--title", help="title for --text, stdin or a file (default: its first line)")
+    add.add_argument("--title", help="title for what is added (default: its headline, or its first sentence)")
     add.add_argument("--json", action="store_true", help="print machine-readable results")
 
     ask = commands.add_parser("ask", parents=[common], help="answer a question with quoted excerpts")
@@ -112,11 +112,16 @@ def _add(engine: Engine, args: argparse.Namespace, collection: str) -> int:
     if args.text is not None:
         jobs.append(("pasted text", lambda: engine.add_text(args.text, collection, title=args.title)))
     for source in args.sources:
-        if source == "-":
-            text = sys.stdin.read()
-            jobs.append(("standard input", lambda text=text: engine.add_text(text, collection, title=args.title)))
+        if source == "-":  # bytes, so that binary piped in is refused like a binary file, and encodings are guessed
+            data = sys.stdin.buffer.read()
+            jobs.append(
+                (
+                    "standard input",
+                    lambda data=data: engine.add_bytes(data, "stdin.txt", collection, title=args.title, source="text"),
+                )
+            )
         elif source.lower().startswith(("http://", "https://")):
-            jobs.append((source, lambda source=source: engine.add_url(source, collection)))
+            jobs.append((source, lambda source=source: engine.add_url(source, collection, title=args.title)))
         else:
             jobs.append((source, lambda source=source: engine.add_file(Path(source), collection, title=args.title)))
     if not jobs:

@@ -103,9 +103,11 @@ class Engine:
         collection: str = "default",
         added_by: str | None = None,
         title: str | None = None,
+        *,
+        source: str | None = None,
     ) -> AddResult:
-        """Add an uploaded file (.html, .htm, .txt, .md)."""
-        return self._add(sources.from_bytes(data, filename, self.settings, title), collection, added_by)
+        """Add an uploaded file (.html, .htm, .txt, .md); ``source`` overrides how a text file is recorded."""
+        return self._add(sources.from_bytes(data, filename, self.settings, title, source), collection, added_by)
 
     def add_text(
         self,

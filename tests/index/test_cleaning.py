@@ -158,3 +158,13 @@ def test_no_quote_from_a_pasted_page_carries_its_clutter(engine: Engine) -> None
 
     assert quotes
     assert [(c, q) for q in quotes for c in SPY_CALL_CLUTTER if c in q] == []
+
+
+def test_a_page_of_too_many_tags_is_refused_before_parsing(settings: Settings) -> None:
+    from index.errors import TooLargeError
+    from index.sources import from_html
+
+    page = "<html><body>" + "<p>a</p>" * 40_000 + "</body></html>"
+
+    with pytest.raises(TooLargeError, match="tags"):
+        from_html(page, settings)
