@@ -35,6 +35,7 @@ DIRECT_MESSAGE_REFUSAL = "I only answer inside a server: each server has its own
 GENERIC_ERROR = "Something went wrong on my side; it has been logged. Please try again in a moment."
 WIDENED = "*Nothing in the articles of the previous answer answers this; from all of this server's articles:*"
 NO_MORE = "No other passages answer this: every one that does was shown."
+NO_THREAD = "I could not start a thread on this answer (it may have one already, or I lack the permission here)."
 THREAD_NAME_LIMIT = 100
 
 ANSWERED_COLOUR = discord.Colour.green()

@@ -26,6 +26,7 @@ class Quote:
     end: int
     focus_start: int  # the sentence shown in bold: the answer proper
     focus_end: int
+    weak: bool = False  # shown as a weak match
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +43,9 @@ class AnswerRecord:
 
     @property
     def article_ids(self) -> list[int]:
-        """The articles quoted, in the order they were first quoted."""
-        return list(dict.fromkeys(q.article_id for q in self.quotes))
+        """The articles that answered, in the order they were first quoted (all quoted ones if none answered)."""
+        strong = [q for q in self.quotes if not q.weak] or self.quotes
+        return list(dict.fromkeys(q.article_id for q in strong))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ class Votes:
 
 
 def quotes_of(answer: Answer) -> list[Quote]:
-    return [Quote(e.article_id, e.start, e.end, e.focus_start, e.focus_end) for e in answer.results]
+    return [Quote(e.article_id, e.start, e.end, e.focus_start, e.focus_end, e.weak) for e in answer.results]
 
 
 def overlaps(a: Quote, b: Quote) -> bool:

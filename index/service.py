@@ -511,7 +511,7 @@ class Engine:
             link = self.store.answer(link.parent_id) if link.parent_id is not None else None
         wider = self.ask(record.question, collection, len(seen) + k, articles=record.scope)
         results = [wider.results[n] for n in unseen(wider, seen)][:k]
-        answered = wider.answered and bool(results) and not results[0].weak
+        answered = wider.answered and bool(results)  # the question is answered; weak excerpts say so themselves
         return dataclasses.replace(wider, answered=answered, results=results)
 
     def vote(self, answer_id: int, collection: str, voter: str, up: bool) -> Votes:

@@ -255,6 +255,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _quote(row: list) -> Quote:
+    """A quote as stored: article id, start, end, focus start, focus end, then (since it was added) weak."""
+    return Quote(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), bool(row[5]) if row[5:] else False)
+
+
 def _decode(data: bytes) -> str:
     # Damaged text must reach the checksum, not raise inside the driver with the bytes in the message.
     return data.decode("utf-8", "surrogateescape")
@@ -757,7 +762,7 @@ class Store:
             question,
             answered,
             None if scope is None else json.dumps([int(a) for a in scope]),
-            json.dumps([[q.article_id, q.start, q.end, q.focus_start, q.focus_end] for q in quotes]),
+            json.dumps([[q.article_id, q.start, q.end, q.focus_start, q.focus_end, q.weak] for q in quotes]),
             parent_id,
             asked_by,
             _now(),
@@ -780,7 +785,7 @@ class Store:
             str(question),
             bool(answered),
             None if scope is None else tuple(int(a) for a in json.loads(str(scope))),
-            tuple(Quote(*map(int, q)) for q in json.loads(str(quotes))),
+            tuple(_quote(q) for q in json.loads(str(quotes))),
             None if parent_id is None else int(parent_id),
             None if asked_by is None else str(asked_by),
             str(asked_at),

@@ -1,10 +1,12 @@
-"""Managing a server's articles: ``/add url|text|file``, ``/articles``, ``/remove``, ``/stats``."""
+"""Managing a server's articles: ``/add url|text|file``, "Add article" on a message, ``/watch``, ``/articles``,
+``/remove``, ``/stats``."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
+import re
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -17,7 +19,7 @@ from discord.ext import commands
 from bot import checks, render
 from bot.client import NewsQuoteBot, report_error, tell_privately
 from index import Engine
-from index.errors import TooLargeError, UnsupportedContentError, UserInputError
+from index.errors import NewsQuoteError, TooLargeError, UnsupportedContentError, UserInputError
 from index.ids import looks_like_id, parse_article_id
 from index.models import AddResult, Article
 from index.sources import FILE_KINDS
@@ -28,6 +30,9 @@ MAX_PASTE = 4000  # Discord's longest text input in a form
 MAX_TITLE = 200
 PAGER_TIMEOUT = 600.0
 PASTE_TIMEOUT = 1800.0  # time to copy an article and paste it into the form
+MAX_LINKS = 5  # links added from one message; each is a fetch of up to NEWSQUOTE_FETCH_TIMEOUT seconds
+_LINK = re.compile(r"https?://[^\s<>|\[\]\"'`]+", re.IGNORECASE)
+_LINK_TAIL = ".,:;!?)*_~>'\""  # punctuation and Markdown that end a sentence, not a URL
 
 
 def check_attachment(attachment: discord.Attachment, limit: int) -> None:
@@ -40,6 +45,18 @@ def check_attachment(attachment: discord.Attachment, limit: int) -> None:
         raise TooLargeError(f"{attachment.filename} is {attachment.size:,} bytes; the limit is {limit:,}.")
 
 
+def links_in(text: str) -> list[str]:
+    """The distinct http(s) links of a message, in order (``<url>`` and Markdown ``[text](url)`` included)."""
+    links = []
+    for match in _LINK.finditer(text):
+        link = match.group().rstrip(_LINK_TAIL)
+        if link.count("(") > link.count(")") and match.group()[len(link) :].startswith(")"):
+            link += ")"  # a Wikipedia-style URL that ends in its own parenthesis
+        if "://" in link and link.split("://", 1)[1]:
+            links.append(link)
+    return list(dict.fromkeys(links))
+
+
 def find_article(engine: Engine, ref: str, collection: str) -> Article:
     """Resolve what was typed or picked: an article number (``12``, ``#12``) or a title that matches one article."""
     ref = ref.strip()
@@ -49,6 +66,31 @@ def find_article(engine: Engine, ref: str, collection: str) -> Article:
     if len(matches) != 1:
         raise UserInputError(f"No single article matches '{render.truncate(ref, 100)}': pick one from the list.")
     return matches[0]
+
+
+async def article_choices(
+    engine: Engine, interaction: discord.Interaction[Any], current: str
+) -> list[app_commands.Choice[str]]:
+    """Autocomplete an article option: the server's articles whose title contains what was typed."""
+    if interaction.guild_id is None:
+        return []
+    collection = checks.collection_for(interaction.guild_id)
+    found = await asyncio.to_thread(engine.find_articles, current.strip(), collection, 25)
+    return [app_commands.Choice(name=render.choice_name(a), value=str(a.id)) for a in found]
+
+
+def add_links(engine: Engine, links: list[str], collection: str, added_by: str) -> list[tuple[str, AddResult | str]]:
+    """Add each link as an article (in the calling worker thread); a refusal is kept as its message."""
+    outcomes: list[tuple[str, AddResult | str]] = []
+    for link in links:
+        try:
+            outcomes.append((link, engine.add_url(link, collection, added_by=added_by)))
+        except NewsQuoteError as exc:
+            outcomes.append((link, str(exc)))
+        except Exception:
+            log.exception("Could not add %s from a message", link)
+            outcomes.append((link, render.GENERIC_ERROR))
+    return outcomes
 
 
 class ArticlesView(discord.ui.View):
@@ -128,9 +170,107 @@ class Articles(commands.Cog):
     """Add, list and remove the articles a server's questions are answered from."""
 
     add = app_commands.Group(name="add", description="Add an article to this server's index", guild_only=True)
+    watch = app_commands.Group(
+        name="watch",
+        description="Add the links posted in a channel by themselves (admins)",
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),  # hidden from others; the check stays
+    )
 
     def __init__(self, bot: NewsQuoteBot) -> None:
         self.bot = bot
+        # Right-click a message > Apps > Add article. A context menu cannot be declared in a cog's body.
+        self.add_from_message = app_commands.ContextMenu(
+            name="Add article", callback=self._add_from_message, type=discord.AppCommandType.message
+        )
+        self.add_from_message.guild_only = True
+        self.watched: dict[int, str] = {}  # channel id -> collection
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.add_from_message)
+        watched = await asyncio.to_thread(self.bot.engine.watched_channels)
+        self.watched = {int(channel): collection for channel, collection in watched.items()}
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.add_from_message.name, type=self.add_from_message.type)
+
+    async def _add_from_message(self, interaction: discord.Interaction[NewsQuoteBot], message: discord.Message) -> None:
+        """Add every link of a message (up to MAX_LINKS), telling the user privately what became of each."""
+        collection = checks.guild_collection(interaction)
+        self.bot.cooldowns["add"].hit(interaction.user.id)
+        links = links_in(message.content)
+        if not links:
+            await interaction.response.send_message(render.links_added([]), ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        added_by = str(interaction.user.id)
+        outcomes = await asyncio.to_thread(add_links, self.bot.engine, links[:MAX_LINKS], collection, added_by)
+        await interaction.edit_original_response(content=render.links_added(outcomes, len(links[MAX_LINKS:])))
+
+    @commands.Cog.listener("on_message")
+    async def add_watched_links(self, message: discord.Message) -> None:
+        """Add the links posted in a watched channel; reply with what was added or refused (not with duplicates)."""
+        collection = self.watched.get(message.channel.id)
+        if collection is None or message.author.bot or message.guild is None:
+            return
+        links = links_in(message.content)
+        if not links:
+            return
+        try:
+            added_by = str(message.author.id)
+            outcomes = await asyncio.to_thread(add_links, self.bot.engine, links[:MAX_LINKS], collection, added_by)
+            if all(isinstance(o, AddResult) and o.duplicate for _, o in outcomes):
+                return
+            await message.reply(render.links_added(outcomes, len(links[MAX_LINKS:])))
+        except Exception as exc:
+            log.warning("Watched channel %s: %s", message.channel.id, report_error(exc, "watched channel"))
+
+    @watch.command(name="on")
+    @app_commands.describe(channel="The channel to watch (default: this one)")
+    @checks.admin_only("watch a channel")
+    async def watch_on(
+        self, interaction: discord.Interaction[NewsQuoteBot], channel: discord.TextChannel | None = None
+    ) -> None:
+        """Add the links posted in a channel as articles, as they are posted."""
+        await self._watch(interaction, channel, on=True)
+
+    @watch.command(name="off")
+    @app_commands.describe(channel="The channel to stop watching (default: this one)")
+    @checks.admin_only("stop watching a channel")
+    async def watch_off(
+        self, interaction: discord.Interaction[NewsQuoteBot], channel: discord.TextChannel | None = None
+    ) -> None:
+        """Stop adding the links posted in a channel."""
+        await self._watch(interaction, channel, on=False)
+
+    @watch.command(name="list")
+    async def watch_list(self, interaction: discord.Interaction[NewsQuoteBot]) -> None:
+        """List the channels whose links are added by themselves."""
+        collection = checks.guild_collection(interaction)
+        channels = [f"<#{c}>" for c, name in sorted(self.watched.items()) if name == collection]
+        await interaction.response.send_message(render.watching(channels), ephemeral=True)
+
+    async def _watch(
+        self, interaction: discord.Interaction[NewsQuoteBot], channel: discord.TextChannel | None, on: bool
+    ) -> None:
+        collection = checks.guild_collection(interaction)
+        if on and not self.bot.settings.message_content:
+            raise checks.Refused(render.WATCH_NEEDS_CONTENT)
+        channel_id = channel.id if channel is not None else interaction.channel_id
+        if channel_id is None:
+            raise checks.Refused("Name the channel to watch.")
+        added_by = str(interaction.user.id)
+        await asyncio.to_thread(self.bot.engine.watch, collection, str(channel_id), on, added_by)
+        if on:
+            self.watched[channel_id] = collection
+        elif self.watched.get(channel_id) == collection:
+            del self.watched[channel_id]
+        said = "Watching" if on else "No longer watching"
+        await interaction.response.send_message(
+            f"{said} <#{channel_id}>: "
+            + ("links posted there are added as articles." if on else "its links are added only by hand."),
+            ephemeral=True,
+        )
 
     @add.command(name="url")
     @app_commands.describe(url="The article's web address (http:// or https://)", title="A title (default: the page's)")
@@ -208,16 +348,12 @@ class Articles(commands.Cog):
     async def remove_autocomplete(
         self, interaction: discord.Interaction[NewsQuoteBot], current: str
     ) -> list[app_commands.Choice[str]]:
-        if interaction.guild_id is None:
-            return []
-        collection = checks.collection_for(interaction.guild_id)
-        found = await asyncio.to_thread(self.bot.engine.find_articles, current.strip(), collection, 25)
-        return [app_commands.Choice(name=render.choice_name(a), value=str(a.id)) for a in found]
+        return await article_choices(self.bot.engine, interaction, current)
 
     @app_commands.command()
     @app_commands.guild_only()
     async def stats(self, interaction: discord.Interaction[NewsQuoteBot]) -> None:
-        """Show this server's article count, chunks, model and index size."""
+        """Show this server's articles, chunks, model, sizes, and the share of answers voted 👍 lately."""
         result = await asyncio.to_thread(self.bot.engine.stats, checks.guild_collection(interaction))
         await interaction.response.send_message(embed=render.stats(result), ephemeral=True)
 

@@ -639,6 +639,8 @@ class FakeDiscord:
         command_guild = guild["id"] if spec else None
         spec = spec or next((c for c in self.global_commands if c["name"] == path[0] and c["type"] == kind), None)
         if target is not None:
+            # The message as stored: a message command's target carries its content even without the intent.
+            target = self.messages.get(target["id"], target)
             data: Payload = {"id": (spec or {}).get("id") or new_id(), "name": name, "type": 3}
             data |= {"target_id": target["id"], "resolved": {"messages": {target["id"]: target}}}
             return data | ({"guild_id": command_guild} if command_guild else {})
@@ -854,6 +856,7 @@ class FakeDiscord:
         synced = [
             cmd
             | {"type": cmd.get("type", 1), "application_id": self.application_id, "version": new_id()}
+            | {"description": cmd.get("description", "")}  # context menus have none; Discord answers ""
             | {"id": ids.get((cmd["name"], cmd.get("type", 1))) or new_id()}
             | ({"guild_id": guild} if guild else {})
             for cmd in rec.json or []
