@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", parents=[common], help="answer a question with quoted excerpts")
     ask.add_argument("question")
     ask.add_argument("-k", type=int, default=3, help="how many excerpts (1-10, default 3)")
+    ask.add_argument(
+        "--article", action="append", metavar="ID", help="answer from this article only (repeat for several)"
+    )
     ask.add_argument("--json", action="store_true", help="print the answer as JSON")
 
     listing = commands.add_parser("list", parents=[common], help="list the collection's articles")
@@ -149,7 +152,8 @@ def _add(engine: Engine, args: argparse.Namespace, collection: str) -> int:
 
 
 def _ask(engine: Engine, args: argparse.Namespace, collection: str) -> int:
-    answer = engine.ask(args.question, collection, k=args.k)
+    only = [parse_article_id(a, collection) for a in args.article or []]
+    answer = engine.ask(args.question, collection, k=args.k, **({"articles": only} if only else {}))
     if args.json:
         print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
     else:

@@ -308,3 +308,16 @@ def test_feedback_export_of_another_collection_is_empty(
     assert cli([*args, "--data-dir", str(settings.data_dir)]) == 0
     assert "wrote 0 upvoted answers" in capsys.readouterr().out
     assert json.loads((tmp_path / "votes.json").read_text())["data"] == []
+
+
+def test_ask_on_the_command_line_can_be_limited_to_one_article(
+    engine: Engine, ids: dict[str, int], settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine.close()
+    argv = ["ask", QUESTIONS["ferry"], "--article", f"#{ids['phone']}", "--json", "--data-dir", str(settings.data_dir)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("index.service.load_embedder", lambda _settings: HashEmbedder())
+        assert cli(argv) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert {r["article_id"] for r in answer["results"]} == {ids["phone"]}
+    assert answer["scope"] == [ids["phone"]]
