@@ -246,7 +246,8 @@ class Engine:
         """Quote the passages of the collection's articles that best answer ``question``.
 
         ``articles`` limits the answer to those articles. ``prefer`` is for follow-up questions: the answer comes
-        from those articles if they answer it, else from the whole collection (``Answer.widened``).
+        from those articles if they answer it, else from the whole collection if it does (``Answer.widened``),
+        else it is those articles' closest passages, as weak matches.
         """
         question = answer.normalize_question(question)
         if not question:
@@ -266,7 +267,10 @@ class Engine:
             found = self._answer(question, collection, k, query, tuple(dict.fromkeys(prefer)))
             if found.answered:
                 return found
-            return dataclasses.replace(self._answer(question, collection, k, query, None), widened=True)
+            wider = self._answer(question, collection, k, query, None)
+            if wider.answered or not found.results:
+                return dataclasses.replace(wider, widened=True)
+            return found  # nothing answers anywhere: the closest passages of the same story say the most
         return self._answer(question, collection, k, query, None)
 
     def _retrieve(

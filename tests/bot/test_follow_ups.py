@@ -55,12 +55,18 @@ def bot_messages(fake: FakeDiscord, channel_id: str) -> list[Payload]:
     return sorted((m for m in mine if m["channel_id"] == channel_id), key=lambda m: int(m["id"]))
 
 
-async def ask(fake: FakeDiscord, question: str, **options: object) -> Payload:
-    """Run /ask and return the answer's message as the fake holds it."""
+async def ask(fake: FakeDiscord, engine: Engine, question: str, **options: object) -> Payload:
+    """Run /ask and return the answer's message as the fake holds it, once the bot has recorded where it is."""
     interaction = await fake.send_interaction("ask", {"question": question, **options})
-    [reply] = await followups(fake, interaction)
-    assert reply.json is not None
-    return interaction.followups[0]
+    await followups(fake, interaction)
+    message = interaction.followups[0]
+    await recorded(fake, engine, message)
+    return message
+
+
+async def recorded(fake: FakeDiscord, engine: Engine, message: Payload) -> None:
+    """Wait until the bot has noted the message an answer went out in (it learns its id only once it is sent)."""
+    await fake.wait_until(lambda: engine.answer_for_message(message["id"]) is not None)
 
 
 async def click(fake: FakeDiscord, message: Payload, button: str, user: Payload | None = None) -> Payload:
@@ -87,7 +93,7 @@ def mention(fake: FakeDiscord, text: str) -> str:
 async def test_an_answer_has_more_thread_and_vote_buttons_naming_its_record(
     fake: FakeDiscord, engine: Engine, world: World, bot: NewsQuoteBot
 ) -> None:
-    answer = await ask(fake, BRIDGE_QUESTION)
+    answer = await ask(fake, engine, BRIDGE_QUESTION)
 
     found = buttons(answer)
     assert set(found) == {"More", "Open thread", "\N{THUMBS UP SIGN}", "\N{THUMBS DOWN SIGN}"}
@@ -99,8 +105,8 @@ async def test_an_answer_has_more_thread_and_vote_buttons_naming_its_record(
 
 
 @pytest.mark.usefixtures("stories")
-async def test_a_private_answer_offers_no_thread(fake: FakeDiscord, bot: NewsQuoteBot) -> None:
-    answer = await ask(fake, BRIDGE_QUESTION, private=True)
+async def test_a_private_answer_offers_no_thread(fake: FakeDiscord, engine: Engine, bot: NewsQuoteBot) -> None:
+    answer = await ask(fake, engine, BRIDGE_QUESTION, private=True)
 
     assert answer["flags"] & EPHEMERAL
     assert set(buttons(answer)) == {"More", "\N{THUMBS UP SIGN}", "\N{THUMBS DOWN SIGN}"}
@@ -113,7 +119,7 @@ async def test_a_private_answer_offers_no_thread(fake: FakeDiscord, bot: NewsQuo
 async def test_votes_are_one_per_person_changeable_and_counted_on_the_buttons(
     fake: FakeDiscord, engine: Engine, world: World, bot: NewsQuoteBot
 ) -> None:
-    answer = await ask(fake, BRIDGE_QUESTION)
+    answer = await ask(fake, engine, BRIDGE_QUESTION)
     answer_id = engine.answer_for_message(answer["id"]).id  # type: ignore[union-attr]
 
     first = await click(fake, answer, "\N{THUMBS UP SIGN}", world.alice)
@@ -134,7 +140,7 @@ async def test_buttons_keep_working_after_a_restart(
     fake: FakeDiscord, engine: Engine, world: World, start_bot: StartBot
 ) -> None:
     first = await start_bot()
-    answer = await ask(fake, BRIDGE_QUESTION)
+    answer = await ask(fake, engine, BRIDGE_QUESTION)
     await first.close()
 
     await start_bot()
@@ -144,8 +150,10 @@ async def test_buttons_keep_working_after_a_restart(
 
 
 @pytest.mark.usefixtures("stories")
-async def test_stats_show_the_share_of_upvotes(fake: FakeDiscord, world: World, bot: NewsQuoteBot) -> None:
-    answer = await ask(fake, BRIDGE_QUESTION)
+async def test_stats_show_the_share_of_upvotes(
+    fake: FakeDiscord, engine: Engine, world: World, bot: NewsQuoteBot
+) -> None:
+    answer = await ask(fake, engine, BRIDGE_QUESTION)
     for user, button in ((world.alice, "\N{THUMBS UP SIGN}"), (world.bob, "\N{THUMBS UP SIGN}")):
         await click(fake, answer, button, user)
     await click(fake, answer, "\N{THUMBS DOWN SIGN}", world.carol)
@@ -166,11 +174,12 @@ async def test_more_posts_the_next_passages_with_their_own_buttons(
     fake: FakeDiscord, engine: Engine, world: World, start_bot: StartBot
 ) -> None:
     await start_bot(excerpts=1)
-    answer = await ask(fake, BRIDGE_QUESTION)
+    answer = await ask(fake, engine, BRIDGE_QUESTION)
 
     pressed = await click(fake, answer, "More")
     await fake.wait_until(lambda: len(bot_messages(fake, world.channel_a)) == 2)
     more = bot_messages(fake, world.channel_a)[1]
+    await recorded(fake, engine, more)
 
     assert "More" not in buttons(pressed["data"])  # pressed once: the next batch carries its own
     assert more["content"] == render.more_lead(BRIDGE_QUESTION)
@@ -185,7 +194,7 @@ async def test_more_says_privately_when_everything_was_shown(
     fake: FakeDiscord, engine: Engine, world: World, bot: NewsQuoteBot
 ) -> None:
     engine.add_text("The lighthouse keeper retired on Monday after forty years.", world.collection_a, title="Keeper")
-    answer = await ask(fake, "When did the lighthouse keeper retire?")
+    answer = await ask(fake, engine, "When did the lighthouse keeper retire?")
 
     custom_id = buttons(answer)["More"]["custom_id"]
     interaction = await fake.send_interaction(custom_id=custom_id, message=answer["id"])
@@ -202,7 +211,7 @@ async def test_a_reply_to_an_answer_is_answered_from_its_articles_first(
 ) -> None:
     plain = engine.ask(CRITICS_QUESTION, world.collection_a)
     assert plain.results[0].article_id == stories["stadium"]  # asked afresh, the other story wins
-    answer = await ask(fake, BRIDGE_QUESTION)
+    answer = await ask(fake, engine, BRIDGE_QUESTION)
 
     await fake.send_message_create(CRITICS_QUESTION, reply_to=answer["id"])
     await fake.wait_until(lambda: len(bot_messages(fake, world.channel_a)) == 2)
@@ -211,13 +220,13 @@ async def test_a_reply_to_an_answer_is_answered_from_its_articles_first(
     assert BRIDGE_CRITICS in reply["embeds"][0]["description"]
     assert {e["title"] for e in reply["embeds"]} == {BRIDGE_TITLE}
     assert not reply["content"]
-    assert engine.answer_for_message(reply["id"]) is not None  # a follow-up can be followed up in turn
+    await recorded(fake, engine, reply)  # a follow-up can be followed up in turn
 
 
 async def test_a_follow_up_its_answer_cannot_answer_searches_every_article(
-    fake: FakeDiscord, world: World, stories: dict[str, int], bot: NewsQuoteBot
+    fake: FakeDiscord, engine: Engine, world: World, stories: dict[str, int], bot: NewsQuoteBot
 ) -> None:
-    answer = await ask(fake, BRIDGE_QUESTION)
+    answer = await ask(fake, engine, BRIDGE_QUESTION)
 
     await fake.send_message_create("When will the stadium building work start?", reply_to=answer["id"])
     await fake.wait_until(lambda: len(bot_messages(fake, world.channel_a)) == 2)
@@ -228,12 +237,14 @@ async def test_a_follow_up_its_answer_cannot_answer_searches_every_article(
 
 
 @pytest.mark.usefixtures("stories")
-async def test_ask_one_article_quotes_only_it(fake: FakeDiscord, world: World, bot: NewsQuoteBot) -> None:
+async def test_ask_one_article_quotes_only_it(
+    fake: FakeDiscord, engine: Engine, world: World, bot: NewsQuoteBot
+) -> None:
     typed = await fake.send_interaction("ask", {"question": "x", "article": "riverside"}, focused="article")
     choices = (await callback(fake, typed)).json["data"]["choices"]
     assert [c["name"] for c in choices] == [f"#2 {STADIUM_TITLE}"]
 
-    answer = await ask(fake, BRIDGE_QUESTION, article=choices[0]["value"])
+    answer = await ask(fake, engine, BRIDGE_QUESTION, article=choices[0]["value"])
 
     assert {e["title"] for e in answer["embeds"]} == {STADIUM_TITLE}
 
@@ -259,9 +270,9 @@ async def open_thread(fake: FakeDiscord, answer: Payload) -> Payload:
 
 @pytest.mark.usefixtures("stories")
 async def test_open_thread_starts_a_thread_on_the_answer_named_after_its_question(
-    fake: FakeDiscord, world: World, bot: NewsQuoteBot
+    fake: FakeDiscord, engine: Engine, world: World, bot: NewsQuoteBot
 ) -> None:
-    answer = await ask(fake, BRIDGE_QUESTION)
+    answer = await ask(fake, engine, BRIDGE_QUESTION)
 
     thread = await open_thread(fake, answer)
 
@@ -274,12 +285,13 @@ async def test_a_question_in_the_thread_is_a_follow_up(
     fake: FakeDiscord, engine: Engine, world: World, stories: dict[str, int], start_bot: StartBot
 ) -> None:
     await start_bot(message_content=True)
-    answer = await ask(fake, BRIDGE_QUESTION)
+    answer = await ask(fake, engine, BRIDGE_QUESTION)
     thread = await open_thread(fake, answer)
 
     await fake.send_message_create(CRITICS_QUESTION, channel_id=thread["id"])  # no mention needed: the intent is on
     await fake.wait_until(lambda: len(bot_messages(fake, thread["id"])) == 2)
     reply = bot_messages(fake, thread["id"])[1]
+    await recorded(fake, engine, reply)
 
     assert BRIDGE_CRITICS in reply["embeds"][0]["description"]
     assert set(buttons(reply)) == {"More", "\N{THUMBS UP SIGN}", "\N{THUMBS DOWN SIGN}"}  # no thread in a thread
@@ -288,9 +300,9 @@ async def test_a_question_in_the_thread_is_a_follow_up(
 
 @pytest.mark.usefixtures("stories")
 async def test_without_the_intent_a_thread_question_needs_a_mention(
-    fake: FakeDiscord, world: World, bot: NewsQuoteBot
+    fake: FakeDiscord, engine: Engine, world: World, bot: NewsQuoteBot
 ) -> None:
-    answer = await ask(fake, BRIDGE_QUESTION)
+    answer = await ask(fake, engine, BRIDGE_QUESTION)
     thread = await open_thread(fake, answer)
 
     await fake.send_message_create(CRITICS_QUESTION, channel_id=thread["id"])  # blank to the bot
@@ -321,9 +333,9 @@ async def test_a_thread_the_bot_did_not_start_is_left_alone(
 
 @pytest.mark.usefixtures("stories")
 async def test_a_second_thread_on_the_same_answer_is_refused_privately(
-    fake: FakeDiscord, world: World, bot: NewsQuoteBot
+    fake: FakeDiscord, engine: Engine, world: World, bot: NewsQuoteBot
 ) -> None:
-    answer = await ask(fake, BRIDGE_QUESTION)
+    answer = await ask(fake, engine, BRIDGE_QUESTION)
     stale = dict(answer)  # the message as another user's client still shows it, button and all
     await open_thread(fake, answer)
 

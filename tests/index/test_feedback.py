@@ -67,6 +67,16 @@ def test_a_follow_up_its_articles_cannot_answer_is_answered_from_the_whole_colle
     assert follow_up.to_dict()["widened"] is True
 
 
+def test_a_follow_up_nothing_answers_stays_on_the_articles_it_prefers(engine: Engine, ids: dict[str, int]) -> None:
+    assert not engine.ask("zebra migration in the savanna").answered
+
+    follow_up = engine.ask("zebra migration in the savanna", prefer=[ids["ferry"]])
+
+    assert not follow_up.widened
+    assert {r.article_id for r in follow_up.results} == {ids["ferry"]}
+    assert all(r.weak for r in follow_up.results)
+
+
 def test_a_follow_up_on_a_removed_article_falls_back_to_the_whole_collection(
     engine: Engine, ids: dict[str, int]
 ) -> None:
