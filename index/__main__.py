@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     feed_remove.add_argument("feed_id", metavar="ID", help="the feed's number, as `feed list` shows it")
     feed_poll = feed_commands.add_parser("poll", parents=[common], help="poll every feed now and add new articles")
     feed_poll.add_argument("--json", action="store_true")
+    migrate = commands.add_parser(
+        "migrate", parents=[common], help="copy the data directory into PostgreSQL (no re-embedding; re-runnable)"
+    )
+    migrate.add_argument("--to", required=True, metavar="postgresql://...", help="the PostgreSQL database to fill")
     return parser
 
 
@@ -318,6 +322,28 @@ def _feedback(engine: Engine, args: argparse.Namespace, collection: str) -> int:
 
 
 COMMANDS["feedback"] = _feedback
+
+
+def _migrate(engine: Engine, args: argparse.Namespace, collection: str) -> int:
+    from index.migration import copy_to_postgresql
+    from index.pg_store import PgStore
+    from index.store import Store
+
+    if not isinstance(engine.store, Store):
+        raise UserInputError("migrate copies an embedded data directory: unset NEWSQUOTE_DATABASE_URL")
+    target = PgStore(args.to)
+    try:
+        result = copy_to_postgresql(engine.store, target)
+    finally:
+        target.close()
+    print(
+        f"copied {plural(result.copied, 'article')} of {plural(result.collections, 'collection')} "
+        f"({result.skipped} already there)"
+    )
+    return 0
+
+
+COMMANDS["migrate"] = _migrate
 
 if __name__ == "__main__":
     sys.exit(main())

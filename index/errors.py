@@ -123,3 +123,13 @@ class AnswerNotFoundError(UserInputError):
     def __init__(self, answer_id: int) -> None:
         super().__init__("That answer is no longer on record: ask the question again.")
         self.answer_id = answer_id
+
+
+class NotOnThisBackendError(ConfigError):
+    """A feature the PostgreSQL backend does not offer yet."""
+
+    def __init__(self, feature: str) -> None:
+        super().__init__(
+            f"{feature} are not available with NEWSQUOTE_DATABASE_URL (PostgreSQL) yet: "
+            "unset it to use the embedded store for them."
+        )

@@ -189,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-dir", type=Path, help="keep the evaluation's database here (default: a temporary directory)"
     )
+    parser.add_argument(
+        "--database-url", metavar="postgresql://...", help="evaluate on this (empty) PostgreSQL database instead"
+    )
     parser.add_argument("--limit", type=int, help="ask only the first N questions")
     parser.add_argument(
         "--baselines", action="store_true", help="also score single sentences ranked by cosine, BM25 and their fusion"
@@ -210,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory() as scratch:
         settings = Settings(data_dir=args.data_dir or Path(scratch))
+        if args.database_url:
+            settings = settings.model_copy(update={"database_url": args.database_url})
         engine = Engine(settings)
         try:
             errors: list[dict[str, Any]] | None = [] if args.errors else None

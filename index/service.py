@@ -6,7 +6,6 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,29 +25,20 @@ from index.errors import (
 )
 from index.feedback import FEEDBACK_DAYS, AnswerRecord, Quote, Votes, quotes_of, unseen
 from index.feeds import DEFAULT_POLL_MINUTES, Feed, FeedAdded, FeedPoll, FeedPoller
-from index.lexical import LexicalIndex, token_set, tokenize
+from index.lexical import token_set, tokenize
 from index.models import AddResult, Answer, Article, Chunk, Excerpt, ExtractedArticle, RebuildResult, Span, Stats
+from index.retrieval import DENSE_CANDIDATES, LEXICAL_CANDIDATES, RRF_K, fuse
 from index.settings import Settings
-from index.store import DuplicateArticle, NewPiece, Store
-from index.vectors import VectorIndex, prepare_directory
+from index.storage import Retrieval, Storage, open_storage
+from index.store import DuplicateArticle, NewPiece
 
 Progress = Callable[[int, int], None]
 
 MAX_QUESTION_CHARS = 500
-DENSE_CANDIDATES = 30
-LEXICAL_CANDIDATES = 30
-RRF_K = 60
+__all__ = ["DENSE_CANDIDATES", "LEXICAL_CANDIDATES", "RRF_K", "Engine"]
+
 CHUNKS_TO_READ = 8
 MAX_EXCERPTS = 10
-
-
-@dataclass(slots=True)
-class _Loaded:
-    """What is kept in memory for one collection, valid for one database version."""
-
-    version: int
-    vectors: VectorIndex
-    lexical: LexicalIndex
 
 
 class Engine:
@@ -56,11 +46,11 @@ class Engine:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.store = Store(settings.db_path)
-        prepare_directory(settings.index_dir)
         self._embedder = embedder
-        self._loaded: dict[str, _Loaded] = {}
         self._lock = threading.RLock()  # guards writes and the in-memory indexes
+        self.store: Storage
+        self.retrieval: Retrieval
+        self.store, self.retrieval = open_storage(settings, lambda: self.embedder.dimension, self._lock)
         self._model_lock = threading.Lock()
         self.weights = answer.Weights()
         self.feed_poller = FeedPoller(self)
@@ -131,7 +121,7 @@ class Engine:
             known = self.store.find_duplicate(collection, canonical, fingerprint)  # another thread may have won
             if known:
                 return AddResult(known[0], duplicate=True, reason=known[1])
-            loaded = self._load(collection)
+            before = self.retrieval.before_write(collection)
             try:
                 stored, chunk_ids = self.store.add_article(
                     collection,
@@ -146,9 +136,9 @@ class Engine:
                 )
             except DuplicateArticle as known_elsewhere:  # another process added it since we looked
                 return AddResult(known_elsewhere.article, duplicate=True, reason=known_elsewhere.reason)
-            self._refresh(
+            self.retrieval.after_write(
                 collection,
-                loaded,
+                before,
                 added=(chunk_ids, np.vstack([c.vector for c in chunks])),
                 added_texts=[article.text[c.start : c.end] for c in chunks],
             )
@@ -179,53 +169,9 @@ class Engine:
 
     # --- in-memory indexes -------------------------------------------------------------------
 
-    def _vector_index(self, collection: str) -> VectorIndex:
-        info = self.store.collection(collection)
-        return VectorIndex(self.settings.index_dir, collection, info.dimension or self.embedder.dimension)
-
-    def _load(self, collection: str) -> _Loaded:
-        """Return the collection's indexes, reloading them if the database changed since they were built.
-
-        The FAISS file is trusted only if it was saved for the database's current version and holds exactly
-        its chunk ids; otherwise it is rebuilt from the vectors in SQLite, so a crash between the two writes
-        can never leave a vector pointing at the wrong text.
-        """
-        with self._lock:
-            info = self.store.collection(collection)
-            loaded = self._loaded.get(collection)
-            if loaded and loaded.version == info.version:
-                return loaded
-            vectors = self._vector_index(collection)
-            ids, matrix = self.store.chunk_vectors(collection)
-            if not vectors.load(info.version, ids):
-                vectors.reset(ids, matrix)
-                vectors.save(info.version)
-            loaded = _Loaded(info.version, vectors, LexicalIndex.from_texts(*self.store.chunk_texts(collection)))
-            self._loaded[collection] = loaded
-            return loaded
-
-    def _refresh(
-        self,
-        collection: str,
-        loaded: _Loaded,
-        *,
-        added: tuple[list[int], np.ndarray] | None = None,
-        added_texts: list[str] | None = None,
-        removed: list[int] | None = None,
-    ) -> None:
-        """Apply one write to the in-memory indexes and save FAISS; fall back to a full reload if we fell behind."""
-        version = self.store.collection(collection).version
-        if version != loaded.version + 1:
-            self._loaded.pop(collection, None)
-            self._load(collection)
-            return
-        if added:
-            loaded.vectors.add(*added)
-        if removed:
-            loaded.vectors.remove(removed)
-        loaded.vectors.save(version)
-        lexical = loaded.lexical.changed(added[0] if added else (), added_texts or (), removed or ())
-        self._loaded[collection] = _Loaded(version, loaded.vectors, lexical)
+    def _load(self, collection: str) -> object:
+        """The embedded backend's in-memory indexes of a collection, loaded or reloaded (for benchmarks/chaos.py)."""
+        return self.retrieval.load(collection)  # type: ignore[attr-defined]
 
     def _check_model(self, collection: str) -> None:
         stored = self.store.collection(collection).model
@@ -273,41 +219,14 @@ class Engine:
             return found  # nothing answers anywhere: the closest passages of the same story say the most
         return self._answer(question, collection, k, query, None)
 
-    def _retrieve(
-        self, collection: str, query: np.ndarray, query_tokens: list[str], scope: tuple[int, ...] | None
-    ) -> tuple[_Loaded, list[tuple[int, float]], list[tuple[int, float]]]:
-        """Rank chunks by meaning and by words; with a scope, only the chunks of those articles."""
-        with self._lock:
-            loaded = self._load(collection)
-            if scope is None:
-                return (
-                    loaded,
-                    loaded.vectors.search(query, DENSE_CANDIDATES),
-                    loaded.lexical.search(query_tokens, LEXICAL_CANDIDATES),
-                )
-            # BM25 scores every chunk anyway: asking for all of them and keeping the scope's costs a sort.
-            lexical = loaded.lexical.search(query_tokens, loaded.lexical.documents)
-        # A few articles' chunks: exact scores from their stored vectors, no index needed.
-        ids, matrix = self.store.article_chunk_vectors(collection, scope)
-        scores = matrix @ query if len(ids) else np.zeros(0, dtype=np.float32)
-        order = np.argsort(-scores, kind="stable")[:DENSE_CANDIDATES]
-        allowed = set(ids.tolist())
-        return (
-            loaded,
-            [(int(ids[i]), float(scores[i])) for i in order],
-            [hit for hit in lexical if hit[0] in allowed][:LEXICAL_CANDIDATES],
-        )
-
     def _answer(
         self, question: str, collection: str, k: int, query: np.ndarray, scope: tuple[int, ...] | None
     ) -> Answer:
         query_tokens = tokenize(question)
-        loaded, dense, lexical = self._retrieve(collection, query, query_tokens, scope)
-        fused = _fuse([dense, lexical])[: max(CHUNKS_TO_READ, k * 2)]
+        ranked = self.retrieval.search(collection, query, query_tokens, scope)
+        fused = fuse([ranked.dense, ranked.lexical])[: max(CHUNKS_TO_READ, k * 2)]
         groups = self._sentences(collection, fused, query)
-        found = answer.candidates(
-            groups, query_tokens, loaded.lexical.idf, self.weights, text=question
-        )
+        found = answer.candidates(groups, query_tokens, ranked.idf, self.weights, text=question)
         chosen = answer.pick(found, k)
         threshold = self.settings.min_relevance
         answered = bool(chosen) and chosen[0].relevance >= threshold
@@ -412,9 +331,9 @@ class Engine:
         # A missing id fails before any index is loaded; a damaged article can still be removed.
         self.store.article(collection, article_id, check=False)
         with self._lock:
-            loaded = self._load(collection)
+            before = self.retrieval.before_write(collection)
             article, chunk_ids = self.store.remove_article(collection, article_id)
-            self._refresh(collection, loaded, removed=chunk_ids)
+            self.retrieval.after_write(collection, before, removed=chunk_ids)
         return article
 
     def rebuild(self, collection: str = "default", progress: Progress | None = None) -> RebuildResult:
@@ -444,9 +363,7 @@ class Engine:
             pieces[article_id] = (chunk_pieces, sentence_pieces)
         with self._lock:
             self.store.replace_pieces(collection, pieces, self.embedder.name, self.embedder.dimension)
-            self._loaded.pop(collection, None)
-            self._vector_index(collection).delete_files()
-            self._load(collection)
+            self.retrieval.reset(collection)
         return RebuildResult(collection, len(plans), total, time.perf_counter() - began)
 
     def stats(self, collection: str = "default") -> Stats:
@@ -460,7 +377,7 @@ class Engine:
             sentences=sentences,
             model=info.model or self.settings.model,
             dimension=info.dimension or 0,
-            index_bytes=self._vector_index(collection).file_bytes() if info.dimension else 0,
+            index_bytes=self.retrieval.index_bytes(collection),
             database_bytes=self.store.size_bytes(),
             stored_bytes=self.store.collection_bytes(collection),
             votes_up=votes.up,
@@ -604,12 +521,3 @@ def _slices(chunks: Sequence[Chunk], spans: Sequence[Span], size: int) -> Iterat
         mine = [s for s in spans[taken:] if last or s.end <= end]
         taken += len(mine)
         yield some, mine
-
-
-def _fuse(rankings: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
-    """Reciprocal-rank fusion of several rankings of chunk ids."""
-    scores: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, (chunk_id, _) in enumerate(ranking):
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-    return sorted(scores.items(), key=lambda item: item[1], reverse=True)

