@@ -22,7 +22,7 @@ from index.errors import NewsQuoteError, UserInputError
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.ask", "bot.cogs.articles", "bot.cogs.admin")
+EXTENSIONS = ("bot.cogs.ask", "bot.cogs.articles", "bot.cogs.admin", "bot.cogs.feeds")
 OUT_OF_SYNC = "This command changed since Discord last synced it: try again in a minute."
 BAD_OPTION = "I could not read one of the options you gave: check it and try again."
 RESTARTING = "I am restarting: try again in a minute."

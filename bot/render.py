@@ -7,6 +7,7 @@ import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import discord
@@ -14,7 +15,7 @@ import discord
 from bot.settings import MAX_ARTICLES_PER_PAGE
 from index.chunking import trim_span
 from index.feedback import FEEDBACK_DAYS
-from index.models import AddResult, Answer, Article, Excerpt, RebuildResult, Stats
+from index.models import AddResult, Answer, Article, Excerpt, Feed, FeedAdded, RebuildResult, Stats
 from index.wording import plural
 
 CONTENT_LIMIT = 2000
@@ -406,3 +407,126 @@ def watching(channel_mentions: Sequence[str]) -> str:
     if not channel_mentions:
         return "No channel is watched: links are added only by hand (/add url, or Apps > Add article on a message)."
     return "Links posted in these channels are added by themselves: " + ", ".join(channel_mentions)
+
+
+# --- feeds --------------------------------------------------------------------------------------
+
+FEED_LINE_LIMIT = 300  # one "Added:" line of an announcement
+_FEED_NAME_BUDGET = 100
+_SAFE_URL = re.compile(r"https?://[^\s<>]+")
+
+
+def when(stamp: str | None) -> str:
+    """A stored UTC time as a Discord timestamp each reader sees in their own time zone ("5 minutes ago")."""
+    if not stamp:
+        return "never"
+    return f"<t:{int(datetime.fromisoformat(stamp).timestamp())}:R>"
+
+
+def every(minutes: float) -> str:
+    """Say how often feeds are polled: "15 minutes", "1 hour"."""
+    if minutes >= 60 and minutes % 60 == 0:
+        return plural(int(minutes // 60), "hour")
+    if minutes == int(minutes):
+        return plural(int(minutes), "minute")
+    return f"{minutes:g} minutes"
+
+
+def _feed_name(feed: Feed, limit: int = 200) -> str:
+    return escaped_truncate(feed.title or feed.url, limit)
+
+
+def feed_followed(result: FeedAdded, per_poll: int, minutes: float) -> str:
+    """Say what ``/feed add`` did."""
+    feed = result.feed
+    if result.duplicate:
+        return (
+            f"Already following **{_feed_name(feed)}** (feed #{feed.id}): nothing changed. To announce its articles "
+            "somewhere else, remove it and add it again (what it already brought is not added twice)."
+        )
+    entries = f", {plural(result.entries, 'entry', 'entries')} now" if result.entries is not None else ""
+    announce = f" Each new article is announced in <#{feed.notify}>." if feed.notify else ""
+    return (
+        f"Following **{_feed_name(feed)}** (feed #{feed.id}{entries}). Its new articles are added every "
+        f"{every(minutes)} or so, up to {plural(per_poll, 'article')} a poll; the first ones shortly.{announce}"
+    )
+
+
+def feed_removed(feed: Feed) -> str:
+    """Say what ``/feed remove`` did; the articles it brought stay."""
+    kept = (
+        f" The {plural(feed.added, 'article')} it brought {'stays' if feed.added == 1 else 'stay'} (remove them with "
+        "/remove)."
+        if feed.added
+        else ""
+    )
+    return f"Stopped following **{_feed_name(feed)}** (feed #{feed.id}).{kept}"
+
+
+def feed_choice_name(feed: Feed) -> str:
+    """Name a feed in an autocomplete list (plain text)."""
+    return truncate(f"#{feed.id} {feed.title or feed.url}", CHOICE_NAME_LIMIT)
+
+
+def _feed_lines(feed: Feed) -> list[tuple[int, str]]:
+    """A feed's state, line by line, each with a priority: the lower, the later it is left out for room."""
+    lines = [(3, f"{plural(feed.added, 'article')} added · last success {when(feed.last_ok)}")]
+    if feed.failures:
+        error = escaped_truncate(feed.last_error or "unknown error", 300)
+        lines.append((3, f"**Failing:** {plural(feed.failures, 'failure')} in a row, last: {error}"))
+        lines.append((2, f"Next try {when(feed.next_poll)} (waits double after each failure, up to a day)"))
+    else:
+        lines.append((2, f"Next poll {when(feed.next_poll)}"))
+    if feed.pending:
+        lines.append((1, f"{plural(feed.pending, 'entry', 'entries')} waiting for the next polls"))
+    if feed.notify:
+        lines.append((1, f"Announces new articles in <#{feed.notify}>"))
+    if _SAFE_URL.fullmatch(feed.url):
+        lines.append((0, feed.url))
+    return lines
+
+
+def _fit_lines(lines: list[tuple[int, str]], budget: int) -> str:
+    """Join the lines, leaving out the least important ones (then cutting) until they fit in ``budget``."""
+    kept = list(lines)
+    while len("\n".join(text for _, text in kept)) > budget and len(kept) > 1:
+        kept.remove(min(kept, key=lambda line: line[0]))
+    return truncate("\n".join(text for _, text in kept), budget)
+
+
+def feeds_list(feeds: Sequence[Feed], limit: int, per_poll: int, minutes: float) -> discord.Embed:
+    """List a server's feeds, how each fares, and the limits that apply."""
+    embed = discord.Embed(title="Feeds this server follows", colour=INFO_COLOUR)
+    footer = (
+        f"{len(feeds)} of {plural(limit, 'feed')} · up to {plural(per_poll, 'new article')} per feed a poll · "
+        f"polled every {every(minutes)} or so"
+    )
+    embed.set_footer(text=footer)
+    if not feeds:
+        embed.description = "No feeds yet: an admin can follow one with /feed add."
+        return embed
+    shown = feeds if len(feeds) <= FIELDS_LIMIT else feeds[: FIELDS_LIMIT - 1]
+    room = EMBED_LIMIT - len(embed.title or "") - len(footer) - 100  # the 100: a last "and N more" field
+    budget = min(FIELD_VALUE_LIMIT, room // len(shown) - _FEED_NAME_BUDGET)
+    for feed in shown:
+        name = escaped_truncate(f"#{feed.id} · {feed.title or feed.url}", _FEED_NAME_BUDGET)
+        embed.add_field(name=name, value=_fit_lines(_feed_lines(feed), budget), inline=False)
+    if len(shown) < len(feeds):
+        embed.add_field(name="…", value=f"and {plural(len(feeds) - len(shown), 'more feed')}", inline=False)
+    return embed
+
+
+def feed_announcements(feed: Feed, articles: Sequence[Article]) -> list[str]:
+    """The messages announcing a poll's new articles: "Added: <title>" for each, in as few messages as fit."""
+    lines = [f"New from **{_feed_name(feed, 150)}**:"]
+    for article in articles:
+        link = f" <{article.url}>" if article.url and _SAFE_URL.fullmatch(article.url) else ""
+        line = f"Added: **{escaped_truncate(article.title, 200)}** (#{article.id})"
+        lines.append(line + (link if len(line) + len(link) <= FEED_LINE_LIMIT else ""))
+    messages: list[str] = []
+    for line in lines:
+        if messages and len(messages[-1]) + 1 + len(line) <= CONTENT_LIMIT:
+            messages[-1] += "\n" + line
+        else:
+            messages.append(line)
+    return messages

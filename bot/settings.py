@@ -37,6 +37,9 @@ class BotSettings(BaseSettings):
         default=10, ge=1, le=MAX_ARTICLES_PER_PAGE, description="Articles on a page of /articles."
     )
     progress_interval_seconds: float = Field(default=2.0, gt=0, description="Least time between progress edits.")
+    feed_poll_minutes: float = Field(
+        default=15.0, gt=0, description="Minutes between two polls of a feed (each wait jittered by 10%)."
+    )
     log_level: str = Field(default="INFO", description="Logging level.")
 
     @field_validator("token")

@@ -241,7 +241,8 @@ def _feed(engine: Engine, args: argparse.Namespace, collection: str) -> int:
             limit = engine.settings.feed_articles_per_poll
             print(
                 f"following feed #{added.feed.id} {added.feed.title or ''!r} <{added.feed.url}>: "
-                f"{added.entries} entries now; each poll adds up to {limit} new articles (`feed poll`)"
+                f"{plural(added.entries or 0, 'entry', 'entries')} now; each poll adds up to "
+                f"{plural(limit, 'new article')} (`feed poll`)"
             )
         return 0
     if args.feed_command == "list":
@@ -256,7 +257,9 @@ def _feed(engine: Engine, args: argparse.Namespace, collection: str) -> int:
         return 0
     if args.feed_command == "remove":
         gone = engine.remove_feed(parse_feed_id(args.feed_id), collection)
-        print(f"stopped following feed #{gone.id} {gone.title or ''!r}; its {gone.added} articles stay")
+        kept = f"the {plural(gone.added, 'article')} it brought {'stays' if gone.added == 1 else 'stay'}"
+        kept = kept if gone.added else "it brought no articles"
+        print(f"stopped following feed #{gone.id} {gone.title or ''!r}; {kept}")
         return 0
     polls = engine.poll_feeds(collection)
     if args.json:
@@ -270,11 +273,11 @@ def _feed(engine: Engine, args: argparse.Namespace, collection: str) -> int:
 
 def feed_state(feed: Feed) -> str:
     """One line on how a feed fares: articles, last success, failures, what waits."""
-    bits = [f"{feed.added} articles added", f"last ok {feed.last_ok or 'never'}"]
+    bits = [f"{plural(feed.added, 'article')} added", f"last ok {feed.last_ok or 'never'}"]
     if feed.failures:
-        bits.append(f"{feed.failures} failures in a row, last: {feed.last_error}")
+        bits.append(f"{plural(feed.failures, 'failure')} in a row, last: {feed.last_error}")
     if feed.pending:
-        bits.append(f"{feed.pending} entries waiting")
+        bits.append(f"{plural(feed.pending, 'entry', 'entries')} waiting")
     bits.append(f"next poll {feed.next_poll}")
     return " · ".join(bits)
 

@@ -73,6 +73,7 @@ class Admin(commands.Cog):
 
     @app_commands.command()
     @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)  # admin roles: Server Settings > Integrations can show it
     @checks.admin_only("rebuild the index")
     async def rebuild(self, interaction: discord.Interaction[NewsQuoteBot]) -> None:
         """Re-embed all of this server's articles (after a model change), showing progress."""

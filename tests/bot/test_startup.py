@@ -17,7 +17,7 @@ from tests.bot.conftest import StartBot
 from tests.bot.support import TOKEN, World, callback
 from tests.fakes.discord_server import MESSAGE_CONTENT_INTENT, FakeDiscord
 
-COMMANDS = {"ask", "add", "articles", "remove", "rebuild", "stats", "watch", "Add article"}
+COMMANDS = {"ask", "add", "articles", "remove", "rebuild", "stats", "feed", "watch", "Add article"}
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -511,7 +511,7 @@ def test_cli_follows_lists_and_removes_a_feed(tmp_path: Path, server: LocalServe
     assert "following feed #1 'Harbour news'" in added.stdout
     assert "3 entries" in added.stdout
     assert [f["url"] for f in json.loads(listed.stdout)] == [server.url("/feed.xml")]
-    assert removed.stdout.startswith("stopped following feed #1 'Harbour news'")
+    assert removed.stdout == "stopped following feed #1 'Harbour news'; it brought no articles\n"
     assert (missing.returncode, missing.stderr.strip()) == (
         2,
         "error: There is no feed #1 here: list the feeds to see their numbers.",
