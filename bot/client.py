@@ -18,13 +18,14 @@ from bot import render
 from bot.checks import Cooldowns
 from bot.settings import BotSettings
 from index import Engine
-from index.errors import NewsQuoteError, UserInputError
+from index.errors import DatabaseDamagedError, NewsQuoteError, UserInputError
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("bot.cogs.ask", "bot.cogs.articles", "bot.cogs.admin", "bot.cogs.feeds")
 OUT_OF_SYNC = "This command changed since Discord last synced it: try again in a minute."
 BAD_OPTION = "I could not read one of the options you gave: check it and try again."
+DAMAGED = "My database is damaged, so I cannot do that now. The bot's log tells its owner what to do."
 RESTARTING = "I am restarting: try again in a minute."
 SHUTDOWN_GRACE_SECONDS = 5.0  # under the 10 s a container runtime waits between SIGTERM and SIGKILL
 MODEL_LOADER = "load-model"
@@ -72,6 +73,10 @@ def report_error(error: BaseException, where: str) -> str:
     if message is None:
         log.error("Unexpected error in %s", where, exc_info=original)
         return render.GENERIC_ERROR
+    if isinstance(original, DatabaseDamagedError):
+        # The full message names the file on the host and how to repair it: for the log, not for members.
+        log.error("%s: %s", where, original)
+        return DAMAGED
     if isinstance(original, NewsQuoteError) and not isinstance(original, UserInputError):
         log.warning("%s: %s", where, original)
     return message
