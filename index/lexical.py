@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -148,6 +149,9 @@ STOPWORDS = frozenset(
 )
 
 
+REBUILD_AFTER_REMOVALS = 1000  # removed chunks whose postings may linger before they are rebuilt
+
+
 @lru_cache(maxsize=1)
 def _stemmer():
     import Stemmer
@@ -173,36 +177,92 @@ def tokenize(text: str) -> list[str]:
 
 
 class LexicalIndex:
-    """BM25 over a collection's chunks, plus the document frequencies used to weigh words in excerpts.
+    """BM25 over a collection's chunks, updated in place, plus the document frequencies that weigh excerpt words.
 
-    Immutable: a change produces a new index that reuses the tokens already computed.
+    Scores are bm25s's (its default: Lucene's idf, k1 = 1.5, b = 0.75, tf / (tf + k1 (1 - b + b |d| / avgdl)),
+    an empty chunk counting as one token), but nothing is precomputed per document: an add or a removal touches
+    only that chunk's postings, and the average length is read at query time. A removed chunk's postings stay
+    until removed chunks outnumber the rest; then the postings are rebuilt from the tokens kept.
     """
 
-    def __init__(self, tokens: dict[int, list[str]]) -> None:
-        import bm25s
+    K1 = 1.5
+    B = 0.75
 
-        self._tokens = tokens
-        self.ids = np.fromiter(tokens.keys(), dtype=np.int64, count=len(tokens))
-        self.documents = len(tokens)
+    def __init__(self, tokens: dict[int, list[str]]) -> None:
+        self._tokens: dict[int, list[str]] = {}
         self.frequency: Counter[str] = Counter()
-        for doc in tokens.values():
-            self.frequency.update(set(doc))
-        self._bm25 = bm25s.BM25() if tokens else None
-        if self._bm25 is not None:
-            self._bm25.index([doc or [""] for doc in tokens.values()], show_progress=False)
-            self._vocab = self._bm25.vocab_dict
+        self.documents = 0
+        self._build(tokens)
+
+    def _build(self, tokens: dict[int, list[str]]) -> None:
+        self._slot_of: dict[int, int] = {}
+        self._slot_ids = array("q")
+        self._lengths = array("f")
+        self._live = bytearray()
+        self._postings: dict[str, tuple[array[int], array[float]]] = {}
+        self._total_length = 0
+        self._dead = 0
+        self._tokens = {}
+        self.frequency = Counter()
+        self.documents = 0
+        for chunk_id, doc in tokens.items():
+            self._add(chunk_id, doc)
 
     @classmethod
     def from_texts(cls, ids: Sequence[int], texts: Sequence[str]) -> LexicalIndex:
         return cls({i: tokenize(t) for i, t in zip(ids, texts, strict=True)})
 
+    @property
+    def ids(self) -> np.ndarray:
+        """The chunk ids indexed, in the order they were added."""
+        return np.fromiter(self._tokens.keys(), dtype=np.int64, count=len(self._tokens))
+
     def changed(
         self, added_ids: Sequence[int] = (), added_texts: Sequence[str] = (), removed: Sequence[int] = ()
     ) -> LexicalIndex:
-        """Return a new index with chunks added and removed."""
-        tokens = {i: t for i, t in self._tokens.items() if i not in set(removed)}
-        tokens.update({i: tokenize(t) for i, t in zip(added_ids, added_texts, strict=True)})
-        return LexicalIndex(tokens)
+        """Add and remove chunks, in place; return the index itself."""
+        for chunk_id in removed:
+            self._remove(int(chunk_id))
+        for chunk_id, text in zip(added_ids, added_texts, strict=True):
+            self._remove(int(chunk_id))
+            self._add(int(chunk_id), tokenize(text))
+        if self._dead > max(REBUILD_AFTER_REMOVALS, self.documents):
+            self._build(dict(self._tokens))
+        return self
+
+    def _add(self, chunk_id: int, doc: list[str]) -> None:
+        slot = len(self._slot_ids)
+        self._slot_of[chunk_id] = slot
+        self._slot_ids.append(chunk_id)
+        length = max(1, len(doc))  # bm25s indexes an empty chunk as one empty token
+        self._lengths.append(float(length))
+        self._live.append(1)
+        self._total_length += length
+        self._tokens[chunk_id] = doc
+        self.documents += 1
+        counts = Counter(doc)
+        self.frequency.update(counts.keys())
+        for token, tf in counts.items():
+            posting = self._postings.get(token)
+            if posting is None:
+                posting = self._postings[token] = (array("i"), array("f"))
+            posting[0].append(slot)
+            posting[1].append(float(tf))
+
+    def _remove(self, chunk_id: int) -> None:
+        slot = self._slot_of.pop(chunk_id, None)
+        if slot is None:
+            return
+        doc = self._tokens.pop(chunk_id)
+        self._live[slot] = 0
+        self._total_length -= max(1, len(doc))
+        self.documents -= 1
+        self._dead += 1
+        self.frequency.subtract(set(doc))
+        for token in set(doc):
+            if self.frequency[token] <= 0:
+                del self.frequency[token]
+                del self._postings[token]  # only dead slots were left in it
 
     def idf(self, token: str) -> float:
         """Smoothed inverse document frequency; unseen words weigh the most."""
@@ -210,13 +270,19 @@ class LexicalIndex:
         return math.log(1 + (self.documents - df + 0.5) / (df + 0.5))
 
     def search(self, query_tokens: Iterable[str], k: int) -> list[tuple[int, float]]:
-        if self._bm25 is None:
+        known = [t for t in query_tokens if t in self._postings]  # a repeated word counts again, as in bm25s
+        if not known or not self.documents or k <= 0:
             return []
-        known = [t for t in query_tokens if t in self._vocab]
-        if not known:
-            return []
-        scores = self._bm25.get_scores(known)
+        lengths = np.frombuffer(self._lengths, dtype=np.float32).copy()
+        norm = self.K1 * (1 - self.B + self.B * lengths / np.float32(self._total_length / self.documents))
+        scores = np.zeros(len(lengths), dtype=np.float32)
+        for token in known:
+            slots_buffer, tf_buffer = self._postings[token]
+            slots = np.frombuffer(slots_buffer, dtype=np.int32).copy()
+            tf = np.frombuffer(tf_buffer, dtype=np.float32).copy()
+            scores[slots] += np.float32(self.idf(token)) * tf / (tf + norm[slots])
+        scores *= np.frombuffer(self._live, dtype=np.uint8).copy()
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top])]
-        return [(int(self.ids[i]), float(scores[i])) for i in top if scores[i] > 0]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(self._slot_ids[i]), float(scores[i])) for i in top if scores[i] > 0]

@@ -1,9 +1,12 @@
-"""FAISS indexes of chunk vectors, one per collection, derived from SQLite and saved atomically.
+"""FAISS indexes of chunk vectors, one per collection, derived from SQLite: a snapshot plus an append-only delta.
 
-A saved index is trusted only if its sidecar says it reflects the database's current version, its bytes
-match the checksum the sidecar records, and it holds exactly the database's chunk ids. Anything else, from a
-stale version to a flipped byte or a folder where the file should be, means "rebuild it from SQLite": the
-files here are a cache, never the only copy of anything.
+A write appends one record to the collection's delta file (the vectors added and the ids removed by one database
+version, checksummed and tied to the snapshot it follows) instead of rewriting the whole index; when the delta
+grows past a share of the snapshot, a new snapshot is written atomically and the delta starts afresh. A saved
+index is trusted only if its sidecar's checksum matches the snapshot's bytes, the delta's records follow on from
+it version by version up to the database's current version, and the result holds exactly the database's chunk
+ids. Anything else, from a stale version or a torn record to a flipped byte or a folder where the file should
+be, means "rebuild it from SQLite": the files here are a cache, never the only copy of anything.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import logging
 import os
 import re
+import struct
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +30,11 @@ log = logging.getLogger(__name__)
 
 STALE_TEMP_SECONDS = 3600.0  # a temporary file this old is left over whoever wrote it
 _TEMP_PID = re.compile(r"\.(\d+)\.[^.]+\.tmp$")
+COMPACT_SHARE = 0.5  # a delta bigger than this share of its snapshot is folded into a new snapshot
+_DELTA_MAGIC = b"NQDELTA1"
+_RECORD_MAGIC = b"NQREC001"
+_RECORD = struct.Struct("<8sqqqq")  # magic, version, vectors added, ids removed, dimension
+_DIGEST = 32
 
 
 def _move_aside(path: Path) -> None:
@@ -110,9 +119,17 @@ class VectorIndex:
         digest = hashlib.sha1(collection.encode()).hexdigest()[:8]
         self.path = directory / f"{safe}-{digest}.faiss"
         self.meta_path = self.path.with_suffix(".json")
+        self.delta_path = self.path.with_suffix(".delta")
         self.dimension = dimension
         self.version = -1
         self._index: faiss.Index = self._empty()
+        # What the files on disk hold, so that the next save can append to them instead of rewriting them.
+        self._snapshot: str | None = None  # the checksum of the snapshot the delta follows
+        self._snapshot_bytes = 0
+        self._delta_bytes = 0  # where the next record goes; 0 when the delta cannot be appended to
+        # The changes since the files were last written; None after a reset, which needs a whole snapshot.
+        self._added: list[tuple[np.ndarray, np.ndarray]] | None = []
+        self._removed: list[np.ndarray] = []
 
     def _empty(self) -> faiss.Index:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))
@@ -134,45 +151,105 @@ class VectorIndex:
             problem = f"{type(exc).__name__}: {exc}"
         if problem == "":
             self.version = expected_version
+            self._added, self._removed = [], []
             return True
         if problem:
             log.warning("The vector index %s cannot be used (%s): rebuilding it from the database", self.path, problem)
         self._index = self._empty()
+        self._snapshot, self._delta_bytes = None, 0
         return False
 
     def _load(self, expected_version: int, expected_ids: np.ndarray) -> str | None:
         """Load the saved index; return "" if it is trusted, None if it is merely out of date, else what is wrong."""
+        self._snapshot, self._delta_bytes = None, 0
         meta = _read_meta(self.meta_path)
         if meta is None:
             return "its sidecar file is not what this version writes"
-        if meta["version"] != expected_version or meta["count"] != len(expected_ids):
-            return None  # saved before the latest write (another process, or a crash between the two)
-        if meta["dimension"] != self.dimension:
-            return None
+        if meta["version"] > expected_version or meta["dimension"] != self.dimension:
+            return None  # saved for another database (restored from a backup) or another model
         if self.path.stat().st_size != meta["bytes"]:
             return "its size is not the one recorded"
         data = self.path.read_bytes()
         if _checksum(data) != meta["blake2b"]:
             return "its checksum does not match"
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-        if not isinstance(index, faiss.IndexIDMap2) or index.d != self.dimension:
+        if not isinstance(index, faiss.IndexIDMap2) or index.d != self.dimension or index.ntotal != meta["count"]:
             return "it is not an index of this kind"
         self._index = index
+        self._snapshot, self._snapshot_bytes = meta["blake2b"], len(data)
+        version = self._replay(meta["version"], expected_version)
+        if version != expected_version:
+            return None  # saved before the latest write (another process, or a crash between the two)
         if not np.array_equal(self.ids(), expected_ids):
             return None  # the same version number, reached by another process with other ids
         return ""
 
+    def saved(self) -> tuple[int, np.ndarray]:
+        """The version and the sorted ids the files on disk hold, snapshot and delta (for checks and tests)."""
+        meta = _read_meta(self.meta_path)
+        if meta is None:
+            raise ValueError(f"{self.meta_path} is not a sidecar")
+        data = self.path.read_bytes()
+        self._index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        self._snapshot, self._snapshot_bytes = _checksum(data), len(data)
+        return self._replay(meta["version"], 2**62), self.ids()
+
+    def _replay(self, version: int, until: int) -> int:
+        """Apply the delta's records that follow on from the snapshot, in order; return the version reached.
+
+        Reading stops at the first record that is torn, damaged, out of sequence or for another snapshot; appending
+        resumes only if nothing follows the last good record.
+        """
+        assert self._snapshot is not None
+        try:
+            data = self.delta_path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return version
+        head = _DELTA_MAGIC + self._snapshot.encode()
+        if not data.startswith(head):
+            return version  # a delta left from an older snapshot, or damaged: its records are not ours
+        at = len(head)
+        while version < until and at + _RECORD.size + _DIGEST <= len(data):
+            magic, record_version, added, removed, dimension = _RECORD.unpack_from(data, at)
+            if magic != _RECORD_MAGIC or record_version != version + 1 or dimension != self.dimension:
+                break
+            if not (0 <= added <= len(data) and 0 <= removed <= len(data)):
+                break
+            end = at + _RECORD.size + added * (8 + 4 * dimension) + removed * 8
+            if end + _DIGEST > len(data) or _record_digest(self._snapshot, data[at:end]) != data[end : end + _DIGEST]:
+                break
+            body = at + _RECORD.size
+            ids = np.frombuffer(data, dtype=np.int64, count=added, offset=body)
+            body += added * 8
+            vectors = np.frombuffer(data, dtype=np.float32, count=added * dimension, offset=body)
+            body += added * 4 * dimension
+            gone = np.frombuffer(data, dtype=np.int64, count=removed, offset=body)
+            if removed:
+                self._index.remove_ids(gone.copy())  # type: ignore[arg-type]
+            if added:
+                self._index.add_with_ids(vectors.reshape(added, dimension).copy(), ids.copy())
+            version, at = record_version, end + _DIGEST
+        self._delta_bytes = at if at == len(data) else 0
+        return version
+
     def reset(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self._index = self._empty()
         self.add(ids, vectors)
+        self._added = None
 
     def add(self, ids: np.ndarray | list[int], vectors: np.ndarray) -> None:
         if len(ids):
-            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+            ids = np.asarray(ids, dtype=np.int64)
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            self._index.add_with_ids(vectors, ids)
+            if self._added is not None:
+                self._added.append((ids, vectors))
 
     def remove(self, ids: list[int]) -> None:
         if ids:
-            self._index.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]
+            gone = np.asarray(ids, dtype=np.int64)
+            self._index.remove_ids(gone)  # type: ignore[arg-type]
+            self._removed.append(gone)
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         if self.size == 0 or k <= 0:
@@ -183,34 +260,80 @@ class VectorIndex:
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def save(self, version: int) -> None:
-        """Persist the index, then the sidecar with its version and checksum; a crash in between is caught by ``load``.
+        """Persist this version: one record appended to the delta, or a new snapshot when the delta has grown.
 
-        Failing to save is logged, not raised: the database already holds the write, and the next load rebuilds.
+        A record is appended only when it follows on from what the files hold (the previous version, read or
+        written by this object); a snapshot is written first, then an empty delta tied to it, then the sidecar with
+        its version and checksum, so a crash in between is caught by ``load``. Failing to save is logged, not
+        raised: the database already holds the write, and the next load rebuilds.
         """
-        self.version = version
-        data = faiss.serialize_index(self._index).tobytes()
-        meta = {
-            "version": version,
-            "count": self.size,
-            "dimension": self.dimension,
-            "bytes": len(data),
-            "blake2b": _checksum(data),
-        }
         try:
-            _atomic_write(self.path, data)
-            _atomic_write(self.meta_path, json.dumps(meta).encode())
+            record = self._record(version)
+            if record is not None and self._delta_bytes + len(record) <= COMPACT_SHARE * self._snapshot_bytes:
+                self._append(record)
+            else:
+                self._write_snapshot(version)
         except OSError as exc:
+            self._snapshot, self._delta_bytes = None, 0
             log.warning("Could not save the vector index %s (%s): it will be rebuilt when next loaded", self.path, exc)
+        finally:
+            self.version = version
+            self._added, self._removed = [], []
+
+    def _record(self, version: int) -> bytes | None:
+        """The delta record of this version's changes, or None if only a whole snapshot can save it."""
+        if self._added is None or self._snapshot is None or not self._delta_bytes or version != self.version + 1:
+            return None
+        ids = [i for i, _ in self._added]
+        vectors = [v for _, v in self._added]
+        added = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+        removed = np.concatenate(self._removed) if self._removed else np.zeros(0, np.int64)
+        body = (
+            _RECORD.pack(_RECORD_MAGIC, version, len(added), len(removed), self.dimension)
+            + added.astype("<i8").tobytes()
+            + (np.vstack(vectors).astype("<f4").tobytes() if vectors else b"")
+            + removed.astype("<i8").tobytes()
+        )
+        return body + _record_digest(self._snapshot, body)
+
+    def _append(self, record: bytes) -> None:
+        fd = os.open(self.delta_path, os.O_WRONLY | os.O_APPEND)  # never created here: it must follow its snapshot
+        try:
+            if os.fstat(fd).st_size != self._delta_bytes:
+                raise OSError("the delta changed under us (another process)")
+            os.write(fd, record)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._delta_bytes += len(record)
+
+    def _write_snapshot(self, version: int) -> None:
+        self._snapshot, self._delta_bytes = None, 0
+        data = faiss.serialize_index(self._index).tobytes()
+        checksum = _checksum(data)
+        meta = {"version": version, "count": self.size, "dimension": self.dimension, "bytes": len(data)}
+        _atomic_write(self.path, data)
+        head = _DELTA_MAGIC + checksum.encode()
+        _atomic_write(self.delta_path, head)
+        _atomic_write(self.meta_path, json.dumps({**meta, "blake2b": checksum}).encode())
+        self._snapshot, self._snapshot_bytes, self._delta_bytes = checksum, len(data), len(head)
 
     def delete_files(self) -> None:
-        for path in (self.path, self.meta_path):
+        for path in (self.path, self.meta_path, self.delta_path):
             if path.is_dir() and not path.is_symlink():
                 _move_aside(path)
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 path.unlink()
+        self._snapshot, self._delta_bytes = None, 0
 
     def file_bytes(self) -> int:
-        try:
-            return self.path.stat().st_size if self.path.is_file() else 0
-        except OSError:
-            return 0
+        total = 0
+        for path in (self.path, self.delta_path):
+            with contextlib.suppress(OSError):
+                total += path.stat().st_size if path.is_file() else 0
+        return total
+
+
+def _record_digest(snapshot: str, body: bytes) -> bytes:
+    """A record's checksum, keyed by its snapshot's, so that no record can be read after another snapshot."""
+    return hashlib.blake2b(body, digest_size=_DIGEST, key=bytes.fromhex(snapshot)).digest()

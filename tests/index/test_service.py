@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given
@@ -65,11 +64,8 @@ def assert_verbatim(engine: Engine, answer: Answer) -> None:
 
 
 def saved_ids(settings: Settings, collection: str = "default", dimension: int = 64) -> list[int]:
-    """The chunk ids held by the FAISS file on disk."""
-    path = VectorIndex(settings.index_dir, collection, dimension).path
-    index = faiss.read_index(str(path))
-    ids = faiss.vector_to_array(index.id_map)  # type: ignore[attr-defined]
-    return sorted(int(i) for i in ids)
+    """The chunk ids held by the FAISS files on disk (the snapshot and the delta after it)."""
+    return sorted(int(i) for i in VectorIndex(settings.index_dir, collection, dimension).saved()[1])
 
 
 def stored_ids(engine: Engine, collection: str = "default") -> list[int]:

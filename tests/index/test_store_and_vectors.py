@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,7 +102,9 @@ def test_saving_leaves_no_temporary_files(index_dir: Path) -> None:
     index = filled(index_dir, [11, 22])
     for version in range(1, 4):
         index.save(version)
-    assert sorted(p.name for p in index_dir.iterdir()) == sorted([index.path.name, index.meta_path.name])
+    assert sorted(p.name for p in index_dir.iterdir()) == sorted(
+        [index.path.name, index.meta_path.name, index.delta_path.name]
+    )
 
 
 @pytest.mark.parametrize("collection", ["../../outside", "guild/123", "a b:c*?", "ünïcode", "x" * 300])
@@ -253,3 +256,67 @@ def test_the_database_survives_reopening(tmp_path: Path) -> None:
         assert again.collection("default").model == "hash-test"
     finally:
         again.close()
+
+
+# --- the delta: a write appends, it does not rewrite the snapshot ----------------------------------------
+
+
+def _grown(index_dir: Path, adds: int) -> VectorIndex:
+    """An index of 20 vectors saved as a snapshot at version 1, then ``adds`` writes of one vector each."""
+    index = filled(index_dir, list(range(1, 21)))
+    index.save(1)
+    for n in range(adds):
+        index.add([100 + n], unit(100 + n)[None, :])
+        index.save(2 + n)
+    return index
+
+
+def test_a_write_appends_to_the_delta_and_leaves_the_snapshot_alone(index_dir: Path) -> None:
+    index = filled(index_dir, list(range(1, 21)))
+    index.save(1)
+    snapshot = index.path.read_bytes()
+    index.add([100], unit(100)[None, :])
+    index.remove([3])
+    index.save(2)
+    assert index.path.read_bytes() == snapshot
+    expected = np.array(sorted({*range(1, 21), 100} - {3}), dtype=np.int64)
+    again = VectorIndex(index_dir, "default", DIM)
+    assert again.load(2, expected)
+    assert again.search(unit(100), 1)[0][0] == 100
+
+
+def test_the_delta_is_folded_into_a_new_snapshot_when_it_grows(index_dir: Path) -> None:
+    index = _grown(index_dir, 30)
+    assert index.delta_path.stat().st_size < 0.5 * index.path.stat().st_size + 200
+    assert VectorIndex(index_dir, "default", DIM).load(31, np.array([*range(1, 21), *range(100, 130)]))
+
+
+def test_a_torn_last_record_means_out_of_date_not_wrong(index_dir: Path) -> None:
+    index = _grown(index_dir, 2)
+    size = index.delta_path.stat().st_size
+    os.truncate(index.delta_path, size - 5)
+    again = VectorIndex(index_dir, "default", DIM)
+    assert not again.load(3, np.array([*range(1, 21), 100, 101]))
+    assert VectorIndex(index_dir, "default", DIM).saved()[0] == 2  # the record before the torn one still reads
+
+
+def test_every_single_byte_flip_in_a_delta_is_caught(index_dir: Path) -> None:
+    index = _grown(index_dir, 1)
+    pristine = index.delta_path.read_bytes()
+    ids = np.array([*range(1, 21), 100])
+    for offset in range(len(pristine)):
+        damaged = bytearray(pristine)
+        damaged[offset] ^= 0x01
+        index.delta_path.write_bytes(bytes(damaged))
+        assert not VectorIndex(index_dir, "default", DIM).load(2, ids), offset
+    index.delta_path.write_bytes(pristine)
+    assert VectorIndex(index_dir, "default", DIM).load(2, ids)
+
+
+def test_a_delta_from_another_snapshot_is_not_read(index_dir: Path) -> None:
+    index = _grown(index_dir, 1)
+    stale = index.delta_path.read_bytes()
+    index.reset(np.array(list(range(1, 21)), dtype=np.int64), np.vstack([unit(i) for i in range(1, 21)]))
+    index.save(2)  # a rebuild at version 2: a new snapshot
+    index.delta_path.write_bytes(stale)
+    assert VectorIndex(index_dir, "default", DIM).load(2, np.arange(1, 21))
