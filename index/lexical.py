@@ -205,6 +205,7 @@ class LexicalIndex:
         self._tokens = {}
         self.frequency = Counter()
         self.documents = 0
+        self.postings = 0  # (token, slot) entries held, dead slots included: what the index's memory grows with
         for chunk_id, doc in tokens.items():
             self._add(chunk_id, doc)
 
@@ -248,6 +249,7 @@ class LexicalIndex:
                 posting = self._postings[token] = (array("i"), array("f"))
             posting[0].append(slot)
             posting[1].append(float(tf))
+        self.postings += len(counts)
 
     def _remove(self, chunk_id: int) -> None:
         slot = self._slot_of.pop(chunk_id, None)
@@ -262,7 +264,7 @@ class LexicalIndex:
         for token in set(doc):
             if self.frequency[token] <= 0:
                 del self.frequency[token]
-                del self._postings[token]  # only dead slots were left in it
+                self.postings -= len(self._postings.pop(token)[0])  # only dead slots were left in it
 
     def idf(self, token: str) -> float:
         """Smoothed inverse document frequency; unseen words weigh the most."""

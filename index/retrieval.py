@@ -6,7 +6,9 @@ index per collection in memory, derived from SQLite; ``index.pg_store.PgRetrieva
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -17,9 +19,13 @@ from index.settings import Settings
 from index.storage import Retrieved, Storage
 from index.vectors import VectorIndex, prepare_directory
 
+log = logging.getLogger(__name__)
+
 DENSE_CANDIDATES = 30
 LEXICAL_CANDIDATES = 30
 RRF_K = 60
+ID_BYTES = 8 + 32  # an IndexIDMap2 keeps each id in a vector and in a reverse hash map
+POSTING_BYTES = 50  # a BM25 posting (slot, frequency) plus its share of the chunk's token list and the counters
 
 
 @dataclass(slots=True)
@@ -30,6 +36,10 @@ class _Loaded:
     vectors: VectorIndex
     lexical: LexicalIndex
 
+    def footprint(self) -> int:
+        """An estimate of the memory both indexes hold: vectors and ids, and BM25 postings."""
+        return self.vectors.size * (self.vectors.dimension * 4 + ID_BYTES) + self.lexical.postings * POSTING_BYTES
+
 
 class EmbeddedRetrieval:
     """FAISS + BM25 in memory, one pair per collection, reloaded whenever the database's version moves."""
@@ -39,7 +49,9 @@ class EmbeddedRetrieval:
         self.store = store
         self._dimension = dimension  # the embedder's, asked only when a collection has none yet
         self._lock = lock
-        self._loaded: dict[str, _Loaded] = {}
+        # Least recently used first; kept under the memory budget by _keep, always under self._lock.
+        self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
+        self._sizes: dict[str, int] = {}  # each one's footprint when it was kept: the indexes change in place
         prepare_directory(settings.index_dir)
 
     def _vector_index(self, collection: str) -> VectorIndex:
@@ -57,6 +69,7 @@ class EmbeddedRetrieval:
             info = self.store.collection(collection)
             loaded = self._loaded.get(collection)
             if loaded and loaded.version == info.version:
+                self._loaded.move_to_end(collection)
                 return loaded
             vectors = self._vector_index(collection)
             ids, matrix = self.store.chunk_vectors(collection)
@@ -64,8 +77,39 @@ class EmbeddedRetrieval:
                 vectors.reset(ids, matrix)
                 vectors.save(info.version)
             loaded = _Loaded(info.version, vectors, LexicalIndex.from_texts(*self.store.chunk_texts(collection)))
-            self._loaded[collection] = loaded
+            self._keep(collection, loaded)
             return loaded
+
+    def _keep(self, collection: str, loaded: _Loaded) -> None:
+        """Hold a collection's indexes as the most recently used; drop the least recently used past the budget.
+
+        The collection being used is never dropped, even alone over the budget. A dropped collection's indexes
+        stay valid for whoever still holds them (a search under way) and are reloaded from disk when next asked.
+        """
+        with self._lock:
+            self._forget(collection)
+            self._loaded[collection] = loaded
+            self._sizes[collection] = loaded.footprint()
+            budget = self.settings.memory_budget_mb * 1024 * 1024
+            while self.loaded_bytes > budget and len(self._loaded) > 1:
+                evicted = next(iter(self._loaded))
+                self._forget(evicted)
+                log.debug("Dropped the indexes of collection %r from memory (over the memory budget)", evicted)
+
+    def _forget(self, collection: str) -> None:
+        with self._lock:
+            self._loaded.pop(collection, None)
+            self._sizes.pop(collection, None)
+
+    @property
+    def loaded_bytes(self) -> int:
+        """The estimated memory of the collections' indexes held now."""
+        return sum(self._sizes.values())
+
+    def loaded_collections(self) -> list[str]:
+        """The collections whose indexes are in memory, least recently used first."""
+        with self._lock:
+            return list(self._loaded)
 
     def before_write(self, collection: str) -> object:
         return self.load(collection)
@@ -84,7 +128,7 @@ class EmbeddedRetrieval:
         loaded = before
         version = self.store.collection(collection).version
         if version != loaded.version + 1:
-            self._loaded.pop(collection, None)
+            self._forget(collection)
             self.load(collection)
             return
         if added:
@@ -93,12 +137,12 @@ class EmbeddedRetrieval:
             loaded.vectors.remove(removed)
         loaded.vectors.save(version)
         lexical = loaded.lexical.changed(added[0] if added else (), added_texts or (), removed or ())
-        self._loaded[collection] = _Loaded(version, loaded.vectors, lexical)
+        self._keep(collection, _Loaded(version, loaded.vectors, lexical))
 
     def reset(self, collection: str) -> None:
         """Forget a collection's indexes and their files (after a rebuild), and load them anew."""
         with self._lock:
-            self._loaded.pop(collection, None)
+            self._forget(collection)
             self._vector_index(collection).delete_files()
             self.load(collection)
 

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     feed_host_seconds: float = Field(
         default=1.0, ge=0, description="Least time between two feed requests (feed or article) to one host."
     )
+    memory_budget_mb: float = Field(
+        default=1024,
+        gt=0,
+        description="Megabytes of in-memory indexes (FAISS and BM25) kept across collections; past it the least "
+        "recently used collections are dropped from memory and reloaded from disk when next asked.",
+    )
     min_relevance: float = Field(
         default=0.6,
         description="Relevance (cosine + share of the question's weighted words) below which the best excerpts "
