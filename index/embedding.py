@@ -89,8 +89,9 @@ def pool_spans(tokens: np.ndarray, offsets: np.ndarray, special: np.ndarray, spa
     ``tokens`` is one text's ``(length, dimension)`` output, ``offsets`` its tokens' ``(start, end)`` characters and
     ``special`` marks its [CLS] and [SEP]; padding has ``start == end`` and counts nowhere. A token belongs to the
     span its first character is in. A sentence encoded alone is mean-pooled over its own [CLS] and [SEP] as well;
-    here they carry the whole chunk's context, which measured 1.9 points better excerpt hit@1 on XQuAD than the
-    span's tokens alone. A span with no token (cut off by the model's limit) gets a zero row.
+    here they carry the whole chunk's context. Against the span's tokens alone, on XQuAD: excerpt hit@1 1.9 points
+    better with an earlier excerpt scorer, equal (hit@3 +0.1) with the one of 2026-11-25. A span with no token
+    (cut off by the model's limit) gets a zero row.
     """
     real = (offsets[:, 1] > offsets[:, 0]) & ~special
     starts = offsets[real, 0]
