@@ -14,7 +14,7 @@ import aiohttp
 import discord
 from pydantic import ValidationError
 
-from bot.client import MODEL_LOADER, NewsQuoteBot
+from bot.client import MODEL_LOADER, NewsQuoteBot, create_bot
 from bot.settings import BotSettings
 from index import Engine, Settings
 from index.errors import NewsQuoteError
@@ -75,7 +75,7 @@ def main() -> int:
     except Exception as exc:  # an unreadable data directory, a corrupt database
         print(f"error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
         return 2
-    bot = NewsQuoteBot(engine, bot_settings)
+    bot = create_bot(engine, bot_settings)
     try:
         asyncio.run(run(bot, bot_settings.token.get_secret_value(), bot_settings.log_level))
     except discord.LoginFailure:

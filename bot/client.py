@@ -229,5 +229,18 @@ class NewsQuoteBot(commands.Bot):
         log.info("Logged in as %s, in %d servers", self.user, len(self.guilds))
 
 
+class ShardedNewsQuoteBot(NewsQuoteBot, commands.AutoShardedBot):
+    """The same bot on discord.py's sharded client: this process serves only ``settings.shard_ids``."""
+
+
+def create_bot(engine: Engine, settings: BotSettings, **options: Any) -> NewsQuoteBot:
+    """Build the bot, sharded when the settings name a shard count (several processes then serve one bot)."""
+    if settings.shard_count is None:
+        return NewsQuoteBot(engine, settings, **options)
+    return ShardedNewsQuoteBot(
+        engine, settings, shard_count=settings.shard_count, shard_ids=settings.shard_ids, **options
+    )
+
+
 def _work_in_flight() -> set[asyncio.Task[Any]]:
     return {task for task in asyncio.all_tasks() if task.get_name().startswith(WORK_TASKS) and not task.done()}

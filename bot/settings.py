@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DISCORD_API = "https://discord.com/api/v10"
@@ -41,6 +41,13 @@ class BotSettings(BaseSettings):
         default=15.0, gt=0, description="Minutes between two polls of a feed (each wait jittered by 10%)."
     )
     log_level: str = Field(default="INFO", description="Logging level.")
+    shard_count: int | None = Field(
+        default=None, ge=1, description="Shards the bot runs as, across all its processes (unset: no sharding)."
+    )
+    shard_ids: Annotated[list[int] | None, NoDecode] = Field(
+        default=None,
+        description="Shards this process serves (comma-separated, each below DISCORD_SHARD_COUNT; unset: all of them).",
+    )
 
     @field_validator("token")
     @classmethod
@@ -56,10 +63,25 @@ class BotSettings(BaseSettings):
             raise ValueError("use DEBUG, INFO, WARNING or ERROR")
         return value.upper()
 
-    @field_validator("admin_role_ids", mode="before")
+    @field_validator("admin_role_ids", "shard_ids", mode="before")
     @classmethod
-    def _split_role_ids(cls, value: object) -> object:
+    def _split_ids(cls, value: object) -> object:
         """Accept ``123,456`` and ``[123, 456]`` as well as a list."""
         if isinstance(value, str):
             return [part for part in value.strip().strip("[]").replace(" ", "").split(",") if part]
+        return value
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shards_exist(cls, value: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        """Refuse shard ids without a shard count, out of range, or twice (a count that failed reports itself)."""
+        if not value or "shard_count" not in info.data:
+            return value or None  # empty, as in ``DISCORD_SHARD_IDS=``: unset
+        count = info.data["shard_count"]
+        if count is None:
+            raise ValueError("set DISCORD_SHARD_COUNT too: shard ids only mean something with a shard count")
+        if bad := [shard for shard in value if not 0 <= shard < count]:
+            raise ValueError(f"shard {bad[0]} does not exist: shard ids go from 0 to {count - 1}")
+        if len(set(value)) != len(value):
+            raise ValueError("a shard is named twice")
         return value

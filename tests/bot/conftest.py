@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.client import NewsQuoteBot
+from bot.client import NewsQuoteBot, create_bot
 from bot.settings import BotSettings
 from index import Engine
 from tests.bot.support import TOKEN, World, make_world
@@ -54,12 +54,15 @@ async def start_bot(world: World, engine: Engine, monkeypatch: pytest.MonkeyPatc
             "progress_interval_seconds": 0.01,
         }
         settings = BotSettings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
-        bot = NewsQuoteBot(engine, settings, guild_ready_timeout=0.01)
+        bot = create_bot(engine, settings, guild_ready_timeout=0.01)
         await bot.login(settings.token.get_secret_value())
         task = asyncio.create_task(bot.connect())
         running.append((bot, task))
         await asyncio.wait_for(bot.wait_until_ready(), 5)
-        await world.fake.wait_ready()
+        if settings.shard_ids is None:
+            await world.fake.wait_ready()
+        for shard_id in settings.shard_ids or ():
+            await world.fake.wait_shard_ready(shard_id)
         return bot
 
     yield start

@@ -77,17 +77,21 @@ class World:
         return f"guild-{self.guild_b['id']}"
 
 
-def make_world() -> World:
+def make_world(guild_ids: tuple[str | None, str | None] = (None, None)) -> World:
+    """Build the two servers, with the given ids where not None (to place them on chosen shards)."""
     alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
     managers = make_role("Managers", MANAGE_GUILD)
     admins = make_role("Quote admins", 0)
     guild_a = make_guild(
         "Newsroom",
+        id=guild_ids[0],
         members=[make_member(alice), make_member(bob, [managers["id"]]), make_member(carol, [admins["id"]])],
         roles=[managers, admins],
         channels=[make_channel("newsroom")],
     )
-    guild_b = make_guild("Orchard club", members=[make_member(alice)], channels=[make_channel("orchards")])
+    guild_b = make_guild(
+        "Orchard club", id=guild_ids[1], members=[make_member(alice)], channels=[make_channel("orchards")]
+    )
     fake = FakeDiscord(token=TOKEN, guilds=[guild_a, guild_b])
     return World(fake, guild_a, guild_b, alice, bob, carol, int(admins["id"]))
 

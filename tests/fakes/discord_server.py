@@ -241,6 +241,23 @@ def _option_type(value: object) -> int:
 # --------------------------------------------------------------------------- the fake
 
 
+@dataclass
+class ShardSession:
+    """One shard's gateway session: its socket, sequence and readiness."""
+
+    shard_id: int
+    ws: web.WebSocketResponse | None = None
+    session_id: str | None = None
+    sequence: int = 0
+    live: asyncio.Event = field(default_factory=asyncio.Event)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def shard_of(guild_id: int | str, shard_count: int) -> int:
+    """The shard that owns a server, by Discord's rule."""
+    return (int(guild_id) >> 22) % shard_count
+
+
 class FakeDiscord:
     """An aiohttp server on 127.0.0.1 speaking enough of Discord's REST API and gateway for discord.py."""
 
@@ -254,11 +271,16 @@ class FakeDiscord:
         heartbeat_interval: int = 41250,
         echo_messages: bool = False,
         identify_close_code: int | None = None,
+        shard_count: int = 1,
     ) -> None:
         """Set up the world; ``echo_messages`` also dispatches the bot's own messages, as Discord does.
 
         ``identify_close_code`` makes the gateway close every IDENTIFY with that code, even with the right
         token: 4004 is Discord rejecting a token the REST API still accepted (reset between the two calls).
+
+        A client that IDENTIFYs with ``"shard": [id, count]`` gets only the servers of its shard, and each
+        server's events go to the session of the shard that owns it; ``shard_count`` is what ``GET /gateway/bot``
+        recommends.
         """
         self.token = token
         self.identify_close_code = identify_close_code
@@ -293,6 +315,8 @@ class FakeDiscord:
         self.session_id: str | None = None
         self.sequence = 0
         self._ws: web.WebSocketResponse | None = None
+        self.shard_count = shard_count
+        self.shards: dict[int, ShardSession] = {}  # filled by sharded IDENTIFYs; empty for a plain client
         self._sockets: set[web.WebSocketResponse] = set()
         self._ready = asyncio.Event()
         self._live = asyncio.Event()  # a session is identified or resumed on the current socket
@@ -438,9 +462,14 @@ class FakeDiscord:
 
     # ----------------------------------------------------------------- driving the bot
 
+    async def wait_shard_ready(self, shard_id: int, timeout: float = 10.0) -> None:
+        """Wait until shard ``shard_id`` has identified and its servers' GUILD_CREATEs were sent."""
+        await asyncio.wait_for(self._shard(shard_id).ready.wait(), timeout)
+
     async def dispatch(self, event: str, data: Payload, timeout: float = 10.0) -> None:
-        """Send a DISPATCH once a session is live (so it waits across a reconnect)."""
-        await asyncio.wait_for(self._live.wait(), timeout)
+        """Send a DISPATCH once a session is live (so it waits across a reconnect), to the shard owning its server."""
+        session = self._owner(data)
+        await asyncio.wait_for((session.live if session else self._live).wait(), timeout)
         await self._dispatch_now(event, data)
 
     async def drop_gateway(self, code: int = 4000, *, reconnect_op: bool = False) -> None:
@@ -730,9 +759,11 @@ class FakeDiscord:
     async def _store_bot_message(self, msg: Payload) -> Payload:
         """Keep a message the bot sent and, if asked, echo it on the gateway (Discord skips ephemerals)."""
         self.messages[msg["id"]] = msg
-        if self.echo_messages and not msg["flags"] & (EPHEMERAL | LOADING) and self._live.is_set():
+        if self.echo_messages and not msg["flags"] & (EPHEMERAL | LOADING):
             guild = self.find_channel(msg["channel_id"])
-            await self._dispatch_now("MESSAGE_CREATE", msg | ({"guild_id": guild[0]["id"]} if guild else {}))
+            echo = msg | ({"guild_id": guild[0]["id"]} if guild else {})
+            if self._is_live(echo):
+                await self._dispatch_now("MESSAGE_CREATE", echo)
         return msg
 
     async def _interaction_message(
@@ -785,6 +816,7 @@ class FakeDiscord:
         table: list[tuple[str, str, bool, Handler]] = [  # methods, path regex, needs the bot token, handler
             ("GET", r"/users/@me", True, self._get_me),
             ("GET", r"/oauth2/applications/@me", True, self._get_application),
+            ("GET", r"/gateway/bot", True, self._gateway_bot),
             ("GET PUT", rf"/applications/{app}/commands", True, self._commands),
             ("GET PUT", rf"/applications/{app}/guilds/(?P<guild>\d+)/commands", True, self._commands),
             ("POST", rf"/interactions/(?P<iid>\d+)/{token}/callback", False, self._callback),
@@ -836,6 +868,10 @@ class FakeDiscord:
 
     async def _get_me(self, _rec: RecordedRequest) -> web.StreamResponse:
         return _json({**self.bot_user, "verified": True, "mfa_enabled": False, "email": None})
+
+    async def _gateway_bot(self, _rec: RecordedRequest) -> web.StreamResponse:
+        limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+        return _json({"url": self.gateway_url, "shards": self.shard_count, "session_start_limit": limit})
 
     async def _get_application(self, _rec: RecordedRequest) -> web.StreamResponse:
         app = {"id": self.application_id, "name": self.bot_user["username"], "description": "", "icon": None}
@@ -990,7 +1026,7 @@ class FakeDiscord:
         guild.setdefault("threads", []).append(thread)
         msg["flags"] |= HAS_THREAD
         msg["thread"] = thread
-        if self._live.is_set():
+        if self._is_live(thread):
             await self._dispatch_now("THREAD_CREATE", thread | {"newly_created": True})
         return _json(thread)
 
@@ -1009,7 +1045,30 @@ class FakeDiscord:
     async def _send(self, ws: web.WebSocketResponse, payload: Payload) -> None:
         await ws.send_str(json.dumps(payload))
 
+    def _shard(self, shard_id: int) -> ShardSession:
+        return self.shards.setdefault(shard_id, ShardSession(shard_id))
+
+    def _owner(self, data: Payload, ws: web.WebSocketResponse | None = None) -> ShardSession | None:
+        """The shard session an event belongs to (by socket, else by server; DMs to shard 0), None when unsharded."""
+        if not self.shards:
+            return None
+        if ws is not None:
+            return next((s for s in self.shards.values() if s.ws is ws), None)
+        guild_id = data.get("guild_id")
+        return self._shard(shard_of(guild_id, self.shard_count) if guild_id else 0)
+
+    def _is_live(self, data: Payload) -> bool:
+        session = self._owner(data)
+        return (session.live if session else self._live).is_set()
+
     async def _dispatch_now(self, event: str, data: Payload, ws: web.WebSocketResponse | None = None) -> None:
+        session = self._owner(data, ws)
+        if session is not None:
+            if session.ws is None:
+                raise RuntimeError(f"shard {session.shard_id} is not connected to the gateway")
+            session.sequence += 1
+            await self._send(session.ws, {"op": 0, "t": event, "s": session.sequence, "d": data})
+            return
         target = ws or self._ws
         if target is None:
             raise RuntimeError("the bot is not connected to the gateway")
@@ -1032,6 +1091,10 @@ class FakeDiscord:
             if self._ws is ws:
                 self._ws = None
                 self._live.clear()
+            for session in self.shards.values():
+                if session.ws is ws:
+                    session.ws = None
+                    session.live.clear()
         return ws
 
     async def _on_gateway_payload(self, ws: web.WebSocketResponse, payload: Payload) -> None:
@@ -1054,6 +1117,9 @@ class FakeDiscord:
         if data.get("token") != self.token:
             await ws.close(code=4004, message=b"Authentication failed.")
             return
+        if data.get("shard") is not None:
+            await self._identify_shard(ws, *data["shard"])
+            return
         self._ready.clear()
         self.session_id, self.sequence, self._ws = uuid.uuid4().hex, 0, ws
         ready = {
@@ -1071,8 +1137,39 @@ class FakeDiscord:
         self._live.set()
         self._ready.set()
 
+    async def _identify_shard(self, ws: web.WebSocketResponse, shard_id: int, shard_count: int) -> None:
+        """Start shard ``shard_id``'s session with only the servers it owns."""
+        self.shard_count = shard_count
+        session = self._shard(shard_id)
+        session.ready.clear()
+        session.ws, session.session_id, session.sequence = ws, uuid.uuid4().hex, 0
+        guilds = [g for g in self.guilds if shard_of(g["id"], shard_count) == shard_id]
+        ready = {
+            "v": 10,
+            "user": {**self.bot_user, "verified": True, "mfa_enabled": False},
+            "guilds": [{"id": g["id"], "unavailable": True} for g in guilds],
+            "session_id": session.session_id,
+            "session_type": "normal",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": self.application_id, "flags": 0},
+            "shard": [shard_id, shard_count],
+        }
+        await self._dispatch_now("READY", ready | _fields(empties="private_channels presences relationships"), ws)
+        for guild in guilds:
+            await self._dispatch_now("GUILD_CREATE", self._guild_create(guild), ws)
+        session.live.set()
+        session.ready.set()
+        if all(self._shard(shard).ready.is_set() for shard in range(shard_count)):
+            self._ready.set()
+
     async def _resume(self, ws: web.WebSocketResponse, data: Payload) -> None:
         self.resumes.append(data)
+        session = next((s for s in self.shards.values() if s.session_id == data.get("session_id")), None)
+        if session is not None and data.get("token") == self.token:
+            session.ws = ws
+            await self._dispatch_now("RESUMED", {}, ws)
+            session.live.set()
+            return
         if data.get("token") != self.token or data.get("session_id") != self.session_id:
             await self._send(ws, {"op": 9, "d": False})  # invalid session, not resumable
             return
