@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from benchmarks._pg import database
-from index.pg_store import PgRetrieval, PgStore
+from index.pg_store import EF_SEARCH, PgRetrieval, PgStore
 
 DIMENSION = 384
 
@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
                     found.append(len(exact & hits) / 10)
         finally:
             store.close()
-    print(f"loaded {args.big} + {args.small} random unit vectors in {loaded:.0f} s (ef_search 100, relaxed_order)")
+    print(
+        f"loaded {args.big} + {args.small} random unit vectors in {loaded:.0f} s "
+        f"(ef_search {EF_SEARCH}, relaxed_order)"
+    )
     for way, found in recalls.items():
         share = sum(found) / len(found)
         print(
