@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from index.errors import ArticleNotFoundError, NotOnThisBackendError
@@ -26,7 +27,7 @@ from index.lexical import tokenize
 from index.models import Article, ExtractedArticle, Feed
 from index.retrieval import DENSE_CANDIDATES, LEXICAL_CANDIDATES, scoped_dense
 from index.storage import Retrieved
-from index.store import ChunkRow, CollectionInfo, DuplicateArticle, NewPiece, SentenceRow
+from index.store import ChunkRow, CollectionInfo, DuplicateArticle, NewPiece, SentenceRow, _quote
 
 MIGRATION_LOCK = 7_316_245_001  # pg_advisory_lock key: one process migrates at a time
 INDEX_LOCK = 7_316_245_002  # likewise for creating a dimension's HNSW index
@@ -85,6 +86,39 @@ MIGRATIONS: list[str] = [
         term text NOT NULL,
         df integer NOT NULL,
         PRIMARY KEY (collection, term)
+    );
+    """,
+    """
+    CREATE TABLE answers (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        collection text NOT NULL,
+        question text NOT NULL,
+        answered boolean NOT NULL,
+        scope jsonb,
+        quotes jsonb NOT NULL,
+        parent_id bigint,
+        asked_by text,
+        asked_at text NOT NULL
+    );
+    CREATE TABLE answer_messages (
+        message_id text PRIMARY KEY,
+        answer_id bigint NOT NULL REFERENCES answers(id) ON DELETE CASCADE,
+        channel_id text NOT NULL
+    );
+    CREATE INDEX answer_messages_by_channel ON answer_messages(channel_id, answer_id);
+    CREATE TABLE votes (
+        answer_id bigint NOT NULL REFERENCES answers(id) ON DELETE CASCADE,
+        voter text NOT NULL,
+        vote smallint NOT NULL CHECK (vote IN (-1, 1)),
+        voted_at text NOT NULL,
+        PRIMARY KEY (answer_id, voter)
+    );
+    CREATE INDEX votes_by_time ON votes(voted_at);
+    CREATE TABLE watched_channels (
+        channel_id text PRIMARY KEY,
+        collection text NOT NULL,
+        added_by text,
+        added_at text NOT NULL
     );
     """,
 ]
@@ -454,12 +488,10 @@ class PgStore:
     # --- not on this backend yet -------------------------------------------------------------
 
     @staticmethod
-    def _answers_unavailable(*_: object, **__: object) -> NoReturn:
-        raise NotOnThisBackendError("Answer records, votes and watched channels")
-
-    @staticmethod
     def _feeds_unavailable(*_: object, **__: object) -> NoReturn:
         raise NotOnThisBackendError("Feeds")
+
+    _ANSWER = "a.id, a.collection, a.question, a.answered, a.scope, a.quotes, a.parent_id, a.asked_by, a.asked_at"
 
     def add_answer(
         self,
@@ -472,37 +504,127 @@ class PgStore:
         parent_id: int | None = None,
         asked_by: str | None = None,
     ) -> int:
-        self._answers_unavailable()
+        """Record an answer as it was shown; return its id."""
+        stored = [[q.article_id, q.start, q.end, q.focus_start, q.focus_end, q.weak] for q in quotes]
+        with self.pool.connection() as db:
+            row = db.execute(
+                "INSERT INTO answers(collection, question, answered, scope, quotes, parent_id, asked_by, asked_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (
+                    collection,
+                    question,
+                    answered,
+                    None if scope is None else Jsonb([int(a) for a in scope]),
+                    Jsonb(stored),
+                    parent_id,
+                    asked_by,
+                    _now(),
+                ),
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def _answers(self, where: str, params: Sequence[Any]) -> list[AnswerRecord]:
+        rows = self._query(f"SELECT {self._ANSWER} FROM answers a WHERE {where}", params)
+        return [
+            AnswerRecord(
+                int(r[0]),
+                str(r[1]),
+                str(r[2]),
+                bool(r[3]),
+                None if r[4] is None else tuple(int(a) for a in r[4]),
+                tuple(_quote(q) for q in r[5]),
+                None if r[6] is None else int(r[6]),
+                r[7],
+                str(r[8]),
+            )
+            for r in rows
+        ]
 
     def answer(self, answer_id: int) -> AnswerRecord | None:
-        self._answers_unavailable()
+        found = self._answers("a.id = %s", (answer_id,))
+        return found[0] if found else None
 
     def add_answer_messages(self, answer_id: int, channel_id: str, message_ids: Sequence[str]) -> None:
-        self._answers_unavailable()
+        """Remember where an answer was shown, so that a reply to any of its messages finds it."""
+        with self.pool.connection() as db, db.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO answer_messages(message_id, answer_id, channel_id) VALUES (%s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                [(str(m), answer_id, str(channel_id)) for m in message_ids],
+            )
 
     def answer_for_message(self, message_id: str) -> AnswerRecord | None:
-        return None  # no answers are recorded here, so no message is one
+        found = self._answers(
+            "a.id = (SELECT answer_id FROM answer_messages WHERE message_id = %s)", (str(message_id),)
+        )
+        return found[0] if found else None
 
     def latest_answer_in(self, channel_id: str) -> AnswerRecord | None:
-        return None
+        found = self._answers(
+            "a.id = (SELECT max(answer_id) FROM answer_messages WHERE channel_id = %s)", (str(channel_id),)
+        )
+        return found[0] if found else None
 
     def set_vote(self, answer_id: int, voter: str, vote: int) -> None:
-        self._answers_unavailable()
+        """Record one person's vote (+1 or -1) on an answer, replacing their earlier one."""
+        with self.pool.connection() as db:
+            db.execute(
+                "INSERT INTO votes(answer_id, voter, vote, voted_at) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (answer_id, voter) DO UPDATE SET vote = excluded.vote, voted_at = excluded.voted_at",
+                (answer_id, voter, 1 if vote > 0 else -1, _now()),
+            )
+
+    def _tally(self, where: str, params: Sequence[Any]) -> Votes:
+        row = self._query(
+            "SELECT count(*) FILTER (WHERE v.vote > 0), count(*) FILTER (WHERE v.vote < 0) "
+            f"FROM votes v JOIN answers a ON a.id = v.answer_id WHERE {where}",
+            params,
+        )[0]
+        return Votes(int(row[0]), int(row[1]))
 
     def votes(self, answer_id: int) -> Votes:
-        self._answers_unavailable()
+        return self._tally("v.answer_id = %s", (answer_id,))
 
     def votes_since(self, collection: str, since: str) -> Votes:
-        return Votes(0, 0)  # stats show no votes rather than fail
+        """The votes cast (or last changed) at ``since`` or later on a collection's answers."""
+        return self._tally("a.collection = %s AND v.voted_at >= %s", (collection, since))
 
     def voted_answers(self, collection: str | None = None) -> list[tuple[AnswerRecord, Votes]]:
-        self._answers_unavailable()
+        """Every answer someone voted on, oldest first, with its votes."""
+        rows = self._query(
+            "SELECT v.answer_id, count(*) FILTER (WHERE v.vote > 0), count(*) FILTER (WHERE v.vote < 0) "
+            "FROM votes v JOIN answers a ON a.id = v.answer_id "
+            + ("WHERE a.collection = %s " if collection else "")
+            + "GROUP BY v.answer_id",
+            (collection,) if collection else (),
+        )
+        tally = {int(r[0]): Votes(int(r[1]), int(r[2])) for r in rows}
+        records = self._answers("a.id = ANY(%s) ORDER BY a.id", (list(tally),)) if tally else []
+        return [(r, tally[r.id]) for r in records]
 
     def set_watch(self, channel_id: str, collection: str, on: bool, added_by: str | None = None) -> None:
-        self._answers_unavailable()
+        with self.pool.connection() as db:
+            if on:
+                db.execute(
+                    "INSERT INTO watched_channels(channel_id, collection, added_by, added_at) VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT (channel_id) DO UPDATE SET collection = excluded.collection, "
+                    "added_by = excluded.added_by, added_at = excluded.added_at",
+                    (str(channel_id), collection, added_by, _now()),
+                )
+            else:
+                db.execute(
+                    "DELETE FROM watched_channels WHERE channel_id = %s AND collection = %s",
+                    (str(channel_id), collection),
+                )
 
     def watched_channels(self, collection: str | None = None) -> dict[str, str]:
-        return {}
+        """Channel id -> collection, for the channels whose links are added by themselves."""
+        rows = self._query(
+            "SELECT channel_id, collection FROM watched_channels" + (" WHERE collection = %s" if collection else ""),
+            (collection,) if collection else (),
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
 
     def feed(self, collection: str, feed_id: int, *, check: bool = True) -> Feed:
         self._feeds_unavailable()

@@ -175,10 +175,6 @@ async def reshard(bots: list[NewsQuoteBot], start_bot: StartBot, engines: tuple[
     return on_zero
 
 
-@pytest.mark.xfail(
-    reason="/ask records each answer, and answer records are not on the PostgreSQL backend yet (NotOnThisBackendError)",
-    strict=True,
-)
 async def test_an_article_added_through_one_process_is_quoted_by_the_other_after_a_reshard(
     world: World, start_bot: StartBot, engines: tuple[Engine, Engine]
 ) -> None:
@@ -193,10 +189,6 @@ async def test_an_article_added_through_one_process_is_quoted_by_the_other_after
     assert took < 2.0
 
 
-@pytest.mark.xfail(
-    reason="/ask records each answer, and answer records are not on the PostgreSQL backend yet (NotOnThisBackendError)",
-    strict=True,
-)
 async def test_remove_and_rebuild_in_one_process_never_leave_the_other_quoting_stale_text(
     world: World, start_bot: StartBot, engines: tuple[Engine, Engine]
 ) -> None:

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from index.errors import ArticleNotFoundError, EmptyCollectionError, NotOnThisBackendError
+from index.feedback import Votes
 from index.service import Engine
 from index.settings import Settings
 from tests.fakes.embedder import HashEmbedder
@@ -189,11 +190,35 @@ def test_writes_from_many_threads_keep_one_version_per_write(engine: Engine) -> 
 
 def test_postgresql_says_clearly_what_it_does_not_store_yet(engine: Engine, backend_settings: Settings) -> None:
     if backend_settings.database_url is None:
-        pytest.skip("the embedded store has feeds and answers")
+        pytest.skip("the embedded store has feeds")
     with pytest.raises(NotOnThisBackendError, match="NEWSQUOTE_DATABASE_URL"):
         engine.remove_feed(1)
-    with pytest.raises(NotOnThisBackendError, match="NEWSQUOTE_DATABASE_URL"):
-        engine.watch("default", "123", on=True)
+
+
+def test_answers_votes_more_and_watches_are_kept(engine: Engine, filled: dict[str, int]) -> None:
+    shown = engine.ask(QUESTIONS["bakery"], k=1)
+    answer_id = engine.record_answer(shown, asked_by="7")
+    engine.note_messages(answer_id, "900", ["901", "902"])
+
+    record = engine.answer_for_message("902")
+    assert record is not None
+    assert record.id == answer_id
+    assert record.quotes[0].article_id == shown.results[0].article_id
+    assert engine.answer_in_thread("901") is not None
+    assert engine.vote(answer_id, "default", "alice", up=True) == Votes(1, 0)
+    assert engine.vote(answer_id, "default", "bob", up=True) == Votes(2, 0)
+    assert engine.vote(answer_id, "default", "alice", up=False) == Votes(1, 1)  # changed, not added
+    assert engine.feedback("default") == Votes(1, 1)
+    more = engine.more(answer_id, "default", k=2)
+    assert all((r.article_id, r.start) != (shown.results[0].article_id, shown.results[0].start) for r in more.results)
+    engine.vote(answer_id, "default", "carol", up=True)
+    upvoted, downvoted = engine.export_feedback("default")
+    assert [p["qas"][0]["question"] for d in upvoted["data"] for p in d["paragraphs"]] == [shown.question]
+    assert downvoted["data"] == []
+    engine.watch("default", "123", on=True, added_by="7")
+    assert engine.watched_channels() == {"123": "default"}
+    engine.watch("default", "123", on=False)
+    assert engine.watched_channels("default") == {}
 
 
 def test_migrate_copies_an_embedded_directory_once_keeping_ids(
