@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from index.store import Store
-from tests.index.articles import STADIUM_VOTE
+from tests.index.articles import NEWS_PAGE, SPY_CALL, SPY_CALL_TITLE, STADIUM_VOTE
 from tests.index.conftest import CliLibrary, run_cli
-from tests.index.local_server import LocalServer
+from tests.index.local_server import LocalServer, respond
 
 TITLES = {
     "Rovers fans back move to new riverside stadium",
@@ -219,3 +219,27 @@ def test_a_model_that_cannot_be_loaded_is_one_line_error(cli_library: CliLibrary
     )
     assert_one_line_error(result, exit_code=2)
     assert "Could not load embedding model '/no/model'" in result.stderr
+
+
+def test_an_html_file_and_an_html_page_at_a_url_are_both_extracted(tmp_path: Path, server: LocalServer) -> None:
+    """The whole extraction stack (trafilatura, jusText, lxml_html_clean) as an installed user meets it."""
+    paragraphs = "".join(f"<p>{p}</p>" for p in SPY_CALL.split("\n\n")[1:])
+    server.routes["/spy-call"] = respond(
+        f"<html><head><title>{SPY_CALL_TITLE}</title></head><body><article><h1>{SPY_CALL_TITLE}</h1>"
+        f"{paragraphs}</article></body></html>"
+    )
+    page = tmp_path / "ferry.html"
+    page.write_text(NEWS_PAGE, encoding="utf-8")
+
+    result = run_cli(
+        "add",
+        "--json",
+        str(page),
+        server.url("/spy-call"),
+        data_dir=tmp_path / "data",
+        env={"NEWSQUOTE_ALLOW_PRIVATE_HOSTS": "1"},
+    )
+
+    assert result.returncode == 0, result.stderr
+    titles = [r["article"]["title"] for r in json.loads(result.stdout)]
+    assert titles == ["Ferry operator fined after engine fire on Lake Varrow crossing", SPY_CALL_TITLE]
