@@ -21,7 +21,6 @@ LAZY_IMPORTS: dict[str, str] = {
     "trafilatura": "to extract articles from web pages and HTML files",
     "pysbd": "to split sentences",
     "Stemmer": "to rank passages by their words",
-    "bm25s": "to rank passages by their words",
     "feedparser": "to read RSS and Atom feeds",
 }
 FIX = "reinstall the project with `pip install -e .` (in its virtual environment)"

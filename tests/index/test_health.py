@@ -47,7 +47,7 @@ def test_every_lazy_import_of_the_engine_is_checked_or_left_out_for_a_reason() -
     assert lazy_imports() - checked - set(NOT_CHECKED) == set()
 
 
-@pytest.mark.parametrize("missing", ["lxml_html_clean", "justext", "charset_normalizer", "pysbd", "bm25s"])
+@pytest.mark.parametrize("missing", ["lxml_html_clean", "justext", "charset_normalizer", "pysbd", "Stemmer"])
 def test_a_missing_library_is_named_with_the_fix(missing: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, missing, None)  # makes ``import missing`` fail
 
