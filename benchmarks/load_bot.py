@@ -36,6 +36,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from bot.checks import collection_for
 from bot.client import NewsQuoteBot
 from bot.settings import BotSettings
 from index import Engine, Settings
@@ -69,7 +70,7 @@ class Server:
 
     @property
     def collection(self) -> str:
-        return f"guild-{self.guild['id']}"
+        return collection_for(int(self.guild['id']))
 
 
 @dataclass

@@ -66,7 +66,6 @@ class Traits:
     groups: frozenset[str] = frozenset()  # organisations and places: "foreign ministry", "halvard institute"
     numbers: frozenset[str] = frozenset()
     dates: frozenset[str] = frozenset()
-    proper: frozenset[str] = frozenset()  # every capitalized word where only a name would be capitalized
 
 
 _CLOSED = re.compile(r"[.!?…\"”’')\]]$")
@@ -153,8 +152,7 @@ def _name_runs(sentence: str) -> tuple[set[str], set[str]]:
 def traits(sentence: str, line_start: bool, line_end: bool, first: bool = False) -> Traits:
     """Judge a sentence; ``line_start``/``line_end`` say whether it begins/ends its line of text, ``first``
     whether it opens the article (a short first line is the headline, full stop or not)."""
-    proper = proper_words(sentence)
-    names = bool(proper)
+    names = has_name(sentence)
     persons, groups = _name_runs(sentence)
     return Traits(
         dangling=bool(_PERSON_PRONOUN.search(sentence)) and not names,
@@ -164,22 +162,16 @@ def traits(sentence: str, line_start: bool, line_end: bool, first: bool = False)
         groups=frozenset(groups),
         numbers=frozenset(m.group().lower() for m in _NUMBER.finditer(sentence)),
         dates=frozenset(m.group().lower() for m in _DATE.finditer(sentence)),
-        proper=frozenset(w.lower() for w in proper) | persons | groups,
     )
 
 
-def proper_words(sentence: str) -> list[str]:
-    """The capitalized words that stand where only a name would be capitalized (not after a full stop or quote)."""
-    found = []
+def has_name(sentence: str) -> bool:
+    """Whether a capitalized word stands where only a name would be capitalized (not after a full stop or quote)."""
     for match in _WORD_AFTER.finditer(sentence):
         before = sentence[: match.start(3)].rstrip()
         if before and before[-1] not in _OPENERS:
-            found.append(match.group(3))
-    return found
-
-
-def has_name(sentence: str) -> bool:
-    return bool(proper_words(sentence))
+            return True
+    return False
 
 
 _NO_TRAITS = Traits(dangling=False, heading=False, names=True)

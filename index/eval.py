@@ -59,7 +59,7 @@ def evaluate(
             print(f"skipped document {title or len(ids)}: {exc}", file=sys.stderr)
     ingest_seconds = time.perf_counter() - started
     chunks = engine.stats(COLLECTION).chunks
-    texts = {article_id: engine.store.article_text(article_id) for article_id in ids if article_id >= 0}
+    texts = {article_id: engine.article_text(article_id, COLLECTION) for article_id in ids if article_id >= 0}
 
     questions = [
         (article_id, qa["question"], [a["text"] for a in qa["answers"]])

@@ -312,6 +312,9 @@ class Engine:
 
     # --- managing ----------------------------------------------------------------------------
 
+    def article_count(self, collection: str = "default") -> int:
+        return self.store.counts(collection)[0]
+
     def articles(self, collection: str = "default", limit: int | None = None, offset: int = 0) -> list[Article]:
         return self.store.articles(collection, limit=limit, offset=offset)
 

@@ -103,7 +103,7 @@ class ArticlesView(discord.ui.View):
         self.origin: discord.Interaction[Any] | None = None  # the /articles interaction, to edit on timeout
 
     def _fetch(self, page: int) -> tuple[int, int, list[Article]]:
-        total = self.engine.store.counts(self.collection)[0]
+        total = self.engine.article_count(self.collection)
         self.pages = max(1, math.ceil(total / self.per_page))
         page = min(max(page, 0), self.pages - 1)  # articles may have gone since the last click
         return total, page, self.engine.articles(self.collection, limit=self.per_page, offset=page * self.per_page)

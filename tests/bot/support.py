@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from bot import render
+from bot.checks import collection_for
 from index.models import Excerpt
 from tests.fakes.discord_server import (
     EPHEMERAL,
@@ -70,11 +71,11 @@ class World:
 
     @property
     def collection_a(self) -> str:
-        return f"guild-{self.guild_a['id']}"
+        return collection_for(int(self.guild_a['id']))
 
     @property
     def collection_b(self) -> str:
-        return f"guild-{self.guild_b['id']}"
+        return collection_for(int(self.guild_b['id']))
 
 
 def make_world(guild_ids: tuple[str | None, str | None] = (None, None)) -> World:
