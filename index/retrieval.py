@@ -38,7 +38,7 @@ class _Loaded:
 
     def footprint(self) -> int:
         """An estimate of the memory both indexes hold: vectors and ids, and BM25 postings."""
-        return self.vectors.size * (self.vectors.dimension * 4 + ID_BYTES) + self.lexical.postings * POSTING_BYTES
+        return self.vectors.memory_bytes() + self.lexical.postings * POSTING_BYTES
 
 
 class EmbeddedRetrieval:
@@ -56,7 +56,8 @@ class EmbeddedRetrieval:
 
     def _vector_index(self, collection: str) -> VectorIndex:
         info = self.store.collection(collection)
-        return VectorIndex(self.settings.index_dir, collection, info.dimension or self._dimension())
+        dimension = info.dimension or self._dimension()
+        return VectorIndex(self.settings.index_dir, collection, dimension, self.settings.ann_threshold)
 
     def load(self, collection: str) -> _Loaded:
         """Return the collection's indexes, reloading them if the database changed since they were built.

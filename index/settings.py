@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         description="Megabytes of in-memory indexes (FAISS and BM25) kept across collections; past it the least "
         "recently used collections are dropped from memory and reloaded from disk when next asked.",
     )
+    ann_threshold: int = Field(
+        default=50_000,
+        ge=1,
+        description="Chunks from which a collection's vector search is approximate (an HNSW graph, recall@10 of 0.95 "
+        "or more, measured) instead of exact; the kind changes when the index is next rebuilt or compacted.",
+    )
     min_relevance: float = Field(
         default=0.6,
         description="Relevance (cosine + share of the question's weighted words) below which the best excerpts "
