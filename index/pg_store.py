@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -21,16 +21,17 @@ from pgvector.psycopg import register_vector
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from index.errors import ArticleNotFoundError, NotOnThisBackendError
+from index.errors import ArticleNotFoundError, FeedNotFoundError, TooManyFeedsError
 from index.feedback import AnswerRecord, Quote, Votes
 from index.lexical import tokenize
 from index.models import Article, ExtractedArticle, Feed
 from index.retrieval import DENSE_CANDIDATES, LEXICAL_CANDIDATES, scoped_dense
-from index.storage import Retrieved
-from index.store import ChunkRow, CollectionInfo, DuplicateArticle, NewPiece, SentenceRow, _quote
+from index.storage import Retrieved, gather_passages
+from index.store import ChunkRow, CollectionInfo, DuplicateArticle, NewPiece, Passages, SentenceRow, _quote
 
 MIGRATION_LOCK = 7_316_245_001  # pg_advisory_lock key: one process migrates at a time
 INDEX_LOCK = 7_316_245_002  # likewise for creating a dimension's HNSW index
+FEED_LOCK = 7_316_245  # with a collection's hash: adding feeds to it takes turns
 # recall@10 of a small collection in a big table: 0.95-0.96 at 400, 0.91-0.93 at 100 (benchmarks/pg_recall.py)
 EF_SEARCH = 400
 
@@ -121,7 +122,50 @@ MIGRATIONS: list[str] = [
         added_at text NOT NULL
     );
     """,
+    # Feeds followed, and every entry of them seen: kept when a feed or an article goes, so never added twice.
+    """
+    CREATE TABLE feeds (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        collection text NOT NULL,
+        url text NOT NULL,
+        canonical_url text NOT NULL,
+        title text,
+        notify text,
+        added_by text,
+        added_at text NOT NULL,
+        etag text,
+        last_modified text,
+        last_ok text,
+        last_error text,
+        failures integer NOT NULL DEFAULT 0,
+        next_poll text NOT NULL,
+        pending integer NOT NULL DEFAULT 0,
+        UNIQUE (collection, canonical_url)
+    );
+    CREATE INDEX feeds_by_next_poll ON feeds(next_poll);
+    CREATE TABLE feed_entries (
+        collection text NOT NULL,
+        feed_url text NOT NULL,
+        entry_key text NOT NULL,
+        link text,
+        outcome text NOT NULL,
+        article_id bigint,
+        error text,
+        attempts integer NOT NULL DEFAULT 1,
+        seen_at text NOT NULL,
+        PRIMARY KEY (collection, feed_url, entry_key)
+    );
+    CREATE INDEX feed_entries_added ON feed_entries(collection, feed_url) WHERE outcome = 'added';
+    """,
 ]
+
+# Feed columns a poll changes (and the title, which a feed may rename).
+FEED_CHANGES = ("title", "etag", "last_modified", "last_ok", "last_error", "failures", "next_poll", "pending")
+FEED_COLUMNS = (
+    "f.id, f.collection, f.url, f.title, f.notify, f.added_by, f.added_at, f.etag, f.last_modified, f.last_ok, "
+    "f.last_error, f.failures, f.next_poll, f.pending, (SELECT count(*) FROM feed_entries e "
+    "WHERE e.collection = f.collection AND e.feed_url = f.canonical_url AND e.outcome = 'added')"
+)
 
 ARTICLE_COLUMNS = (
     "a.id, a.collection, a.title, a.url, a.byline, a.published, a.source, a.added_by, a.added_at, "
@@ -428,6 +472,9 @@ class PgStore:
         )
         return [SentenceRow(r[0], r[1], r[2], r[3], np.frombuffer(r[4], dtype=np.float32)) for r in rows]
 
+    def passages(self, collection: str, chunk_ids: Sequence[int]) -> Passages:
+        return gather_passages(self, collection, chunk_ids)
+
     def article_chunk_vectors(self, collection: str, article_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         return self._matrix(
             self._query(
@@ -485,11 +532,7 @@ class PgStore:
             ).fetchall()
         return int(documents[0]) if documents else 0, {str(t): int(df) for t, df in rows}
 
-    # --- not on this backend yet -------------------------------------------------------------
-
-    @staticmethod
-    def _feeds_unavailable(*_: object, **__: object) -> NoReturn:
-        raise NotOnThisBackendError("Feeds")
+    # --- answers, votes, watched channels ---------------------------------------------------
 
     _ANSWER = "a.id, a.collection, a.question, a.answered, a.scope, a.quotes, a.parent_id, a.asked_by, a.asked_at"
 
@@ -626,14 +669,22 @@ class PgStore:
         )
         return {str(r[0]): str(r[1]) for r in rows}
 
-    def feed(self, collection: str, feed_id: int, *, check: bool = True) -> Feed:
-        self._feeds_unavailable()
+    # --- feeds -------------------------------------------------------------------------------
+    # As in the embedded store: entries seen are kept by the feed's canonical URL and never deleted, not even with
+    # the feed, so an article removed on purpose is not added again by a poll, nor by following the feed anew.
+    # Several processes may poll one feed at once: the articles' unique constraints keep an entry from being stored
+    # twice, and an entry recorded as added stays so whatever a racing poll records after it.
 
-    def feeds(self, collection: str) -> list[Feed]:
-        return []
-
-    def remove_feed(self, collection: str, feed_id: int) -> Feed:
-        self._feeds_unavailable()
+    def _feeds(self, where: str, params: Sequence[Any], db: psycopg.Connection | None = None) -> list[Feed]:
+        sql = f"SELECT {FEED_COLUMNS} FROM feeds f WHERE {where}"
+        rows = db.execute(sql, params).fetchall() if db is not None else self._query(sql, params)
+        return [
+            Feed(
+                int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], int(r[11]), r[12], int(r[13]),
+                added=int(r[14]),
+            )
+            for r in rows
+        ]  # fmt: skip
 
     def add_feed(
         self,
@@ -647,16 +698,71 @@ class PgStore:
         now: str,
         limit: int,
     ) -> tuple[Feed, bool]:
-        self._feeds_unavailable()
+        """Follow a feed, or return the collection's subscription to it (and True) if it has one already.
+
+        Raises TooManyFeedsError if the collection follows ``limit`` feeds already. Processes adding feeds to one
+        collection take turns (an advisory lock on the collection), so the limit holds between them too.
+        """
+        with self.pool.connection() as db, db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (FEED_LOCK, collection))
+            found = self._feeds("f.collection = %s AND f.canonical_url = %s", (collection, canonical_url), db)
+            if found:
+                return found[0], True
+            followed = db.execute("SELECT count(*) FROM feeds WHERE collection = %s", (collection,)).fetchone()
+            if followed is not None and followed[0] >= limit:
+                raise TooManyFeedsError(limit)
+            row = db.execute(
+                "INSERT INTO feeds(collection, url, canonical_url, title, notify, added_by, added_at, next_poll) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (collection, url, canonical_url, title, notify, added_by, now, now),
+            ).fetchone()
+            assert row is not None
+            return self._feeds("f.id = %s", (row[0],), db)[0], False
+
+    def feed(self, collection: str, feed_id: int, *, check: bool = True) -> Feed:
+        found = self._feeds("f.collection = %s AND f.id = %s", (collection, feed_id))
+        if not found:
+            raise FeedNotFoundError(feed_id)
+        return found[0]
+
+    def feeds(self, collection: str) -> list[Feed]:
+        return self._feeds("f.collection = %s ORDER BY f.id", (collection,))
 
     def due_feeds(self, now: str) -> list[Feed]:
-        return []
+        """Every collection's feeds whose next poll is due at ``now``, the longest overdue first."""
+        return self._feeds("f.next_poll <= %s ORDER BY f.next_poll, f.id", (now,))
+
+    def remove_feed(self, collection: str, feed_id: int) -> Feed:
+        """Stop following a feed; its entries seen stay."""
+        with self.pool.connection() as db, db.transaction():
+            found = self._feeds("f.collection = %s AND f.id = %s FOR UPDATE", (collection, feed_id), db)
+            if not found:
+                raise FeedNotFoundError(feed_id)
+            db.execute("DELETE FROM feeds WHERE id = %s", (feed_id,))
+        return found[0]
 
     def update_feed(self, collection: str, feed_id: int, **changes: object) -> Feed | None:
-        self._feeds_unavailable()
+        """Change some of a feed's columns (e.g. after a poll); None if it was removed meanwhile."""
+        unknown = set(changes) - set(FEED_CHANGES)
+        if unknown:
+            raise ValueError(f"not a feed column that changes: {sorted(unknown)}")
+        with self.pool.connection() as db, db.transaction():
+            if changes:
+                assignments = ", ".join(f"{c} = %({c})s" for c in changes)
+                db.execute(
+                    f"UPDATE feeds SET {assignments} WHERE id = %(id)s AND collection = %(collection)s",
+                    {**changes, "id": feed_id, "collection": collection},
+                )
+            found = self._feeds("f.collection = %s AND f.id = %s", (collection, feed_id), db)
+        return found[0] if found else None
 
     def seen_entries(self, collection: str, feed_url: str) -> dict[str, tuple[str | None, str, int]]:
-        self._feeds_unavailable()
+        """The entries of a feed (by its canonical URL) seen so far: key -> (canonical link, outcome, attempts)."""
+        rows = self._query(
+            "SELECT entry_key, link, outcome, attempts FROM feed_entries WHERE collection = %s AND feed_url = %s",
+            (collection, feed_url),
+        )
+        return {str(r[0]): (r[1], str(r[2]), int(r[3])) for r in rows}
 
     def record_entry(
         self,
@@ -671,7 +777,20 @@ class PgStore:
         attempts: int,
         now: str,
     ) -> None:
-        self._feeds_unavailable()
+        """Remember what became of one entry of a feed, replacing what an earlier attempt recorded.
+
+        An entry already recorded as added keeps that record: another process that polled the same feed at the
+        same time found the article stored (a duplicate) or failed to fetch it, but the entry was added once.
+        """
+        with self.pool.connection() as db:
+            db.execute(
+                "INSERT INTO feed_entries(collection, feed_url, entry_key, link, outcome, article_id, error, attempts, "
+                "seen_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (collection, feed_url, entry_key) DO UPDATE SET link = excluded.link, "
+                "outcome = excluded.outcome, article_id = excluded.article_id, error = excluded.error, "
+                "attempts = excluded.attempts, seen_at = excluded.seen_at WHERE feed_entries.outcome <> 'added'",
+                (collection, feed_url, key, link, outcome, article_id, error, attempts, now),
+            )
 
 
 class PgRetrieval:

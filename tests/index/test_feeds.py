@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler
@@ -24,9 +27,10 @@ from index.errors import (
 )
 from index.feeds import MAX_BACKOFF_MINUTES, MAX_ENTRY_ATTEMPTS, HostThrottle, next_poll, parse
 from index.sources import FEED_TYPES, fetch_feed, fetch_url
+from tests.conftest import drop_database, fresh_database
 from tests.fakes.embedder import HashEmbedder
 from tests.index.conftest import run_cli
-from tests.index.local_server import LocalServer, respond
+from tests.index.local_server import LocalServer, Route, respond
 
 COLLECTION = "news"
 LAST_MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"
@@ -104,9 +108,15 @@ def story_hits(server: LocalServer) -> list[str]:
     return [hit for hit in server.hits if hit.startswith("/story/")]
 
 
-@pytest.fixture
-def feed_settings(open_settings: Settings) -> Settings:
-    return open_settings.model_copy(update={"feed_host_seconds": 0.0, "max_feeds": 3, "feed_articles_per_poll": 10})
+@pytest.fixture(params=["sqlite", "postgresql"])
+def feed_settings(request: pytest.FixtureRequest, open_settings: Settings) -> Iterator[Settings]:
+    """The feed tests' settings, on each storage backend: feeds behave the same on both."""
+    url = fresh_database(request.getfixturevalue("postgres_server")) if request.param == "postgresql" else None
+    yield open_settings.model_copy(
+        update={"feed_host_seconds": 0.0, "max_feeds": 3, "feed_articles_per_poll": 10, "database_url": url}
+    )
+    if url:
+        drop_database(url)
 
 
 @pytest.fixture
@@ -307,6 +317,42 @@ def test_an_article_already_added_by_hand_counts_as_a_duplicate(
     assert story_hits(server).count("/story/2") == 1  # known by its URL: not fetched again
 
 
+def test_two_processes_polling_one_feed_at_once_add_each_entry_once(
+    feed_settings: Settings, server: LocalServer, feed: FeedRoute
+) -> None:
+    """Two engines on one PostgreSQL (as two bot processes): both fetch every story at the same moment."""
+    if feed_settings.database_url is None:
+        pytest.skip("processes share one database on PostgreSQL")
+    both = threading.Barrier(2)
+
+    def story_for_both(n: int) -> Route:
+        def handle(handler: BaseHTTPRequestHandler) -> None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both.wait(timeout=5)  # answer once both pollers asked: each has seen the entry as new
+            respond(story(n), "text/plain; charset=utf-8")(handler)
+
+        return handle
+
+    for n in range(3):
+        server.routes[f"/story/{n}"] = story_for_both(n)
+    engines = [Engine(feed_settings, embedder=HashEmbedder()) for _ in range(2)]
+    try:
+        feed_id = follow(engines[0], server)
+        with ThreadPoolExecutor(2) as pool:
+            polls = list(pool.map(lambda engine: engine.poll_feed(feed_id, COLLECTION), engines))
+        after = engines[1].feed(feed_id, COLLECTION)
+        stored = engines[1].articles(COLLECTION)
+    finally:
+        for engine in engines:
+            engine.close()
+
+    assert len(story_hits(server)) == 6  # every story fetched by both: the race was run
+    added = sorted(e.link or "" for p in polls for e in p.entries if e.outcome == "added")
+    assert added == [server.url(f"/story/{n}") for n in range(3)]
+    assert sorted(a.url or "" for a in stored) == added
+    assert after.added == 3
+
+
 # --- limits, failures, restarts ------------------------------------------------------------------
 
 
@@ -498,14 +544,17 @@ def test_parse_skips_links_that_are_not_web_pages() -> None:
 # --- the command line -------------------------------------------------------------------------------
 
 
-def test_cli_follows_lists_and_removes_a_feed(tmp_path: Path, server: LocalServer, feed: FeedRoute) -> None:
+def test_cli_follows_lists_and_removes_a_feed(
+    tmp_path: Path, server: LocalServer, feed: FeedRoute, feed_settings: Settings
+) -> None:
     data = tmp_path / "data"
-    env = {"NEWSQUOTE_ALLOW_PRIVATE_HOSTS": "true"}
+    env = {"NEWSQUOTE_DATABASE_URL": feed_settings.database_url} if feed_settings.database_url else {}
+    adding = env | {"NEWSQUOTE_ALLOW_PRIVATE_HOSTS": "true"}
 
-    added = run_cli("feed", "add", server.url("/feed.xml"), "--collection", COLLECTION, data_dir=data, env=env)
-    listed = run_cli("feed", "list", "--json", "--collection", COLLECTION, data_dir=data)
-    removed = run_cli("feed", "remove", "#1", "--collection", COLLECTION, data_dir=data)
-    missing = run_cli("feed", "remove", "1", "--collection", COLLECTION, data_dir=data)
+    added = run_cli("feed", "add", server.url("/feed.xml"), "--collection", COLLECTION, data_dir=data, env=adding)
+    listed = run_cli("feed", "list", "--json", "--collection", COLLECTION, data_dir=data, env=env)
+    removed = run_cli("feed", "remove", "#1", "--collection", COLLECTION, data_dir=data, env=env)
+    missing = run_cli("feed", "remove", "1", "--collection", COLLECTION, data_dir=data, env=env)
 
     assert added.returncode == 0, added.stderr
     assert "following feed #1 'Harbour news'" in added.stdout
