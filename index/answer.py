@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from index.lexical import tokenize
 
@@ -98,6 +99,8 @@ _CAP = r"(?:[A-Z][a-zà-ÿ]*[a-zà-ÿ](?:[-’'][A-Z]?[a-zà-ÿ]+)*|[A-Z]\.)"
 _PARTICLE = r"(?:de|da|di|del|della|van|von|der|den|du|le|la|bin|ibn|al|el|ter|dos|das)"
 _NAME_RUN = re.compile(rf"\b{_CAP}(?:\s+(?:{_PARTICLE}\s+)?{_CAP}){{1,3}}\b")
 _TITLED = re.compile(rf"\b(?:{_TITLES})\.?\s+{_CAP}(?:\s+{_CAP})*")
+
+
 def _wordset(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
@@ -149,9 +152,13 @@ def _name_runs(sentence: str) -> tuple[set[str], set[str]]:
     return persons, groups
 
 
+@lru_cache(maxsize=32768)
 def traits(sentence: str, line_start: bool, line_end: bool, first: bool = False) -> Traits:
     """Judge a sentence; ``line_start``/``line_end`` say whether it begins/ends its line of text, ``first``
-    whether it opens the article (a short first line is the headline, full stop or not)."""
+    whether it opens the article (a short first line is the headline, full stop or not).
+
+    Cached: the same sentences come up question after question, and a sentence's traits never change.
+    """
     names = has_name(sentence)
     persons, groups = _name_runs(sentence)
     return Traits(
@@ -249,12 +256,6 @@ class ArticleSentences:
     sentences: list[Sentence]
 
 
-def coverage(weights: dict[str, float], tokens: frozenset[str]) -> float:
-    """Share of the question's weight (by idf) that the passage contains."""
-    total = sum(weights.values())
-    return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
-
-
 def candidates(
     groups: Sequence[ArticleSentences],
     query_tokens: Sequence[str],
@@ -273,9 +274,14 @@ def candidates(
     wanted = expected_trait(text)
     asked = text.lower()
     asked_tokens = frozenset(query_tokens)
+    # Coverage: the share of the question's weight (by idf) that a window contains; the totals are worked out once.
+    question_items, question_total = list(question.items()), sum(question.values())
+    ranking_items, ranking_total = list(ranking.items()), sum(ranking.values())
     found: list[Candidate] = []
     for group in groups:
         sents = group.sentences
+        # Per sentence: 0 if it names what the question asks for, 0.5 if only a group for a "who", else 1.
+        missing = [_missing((s,), wanted, asked) for s in sents] if wanted else []
         for i, first in enumerate(sents):
             tokens: frozenset[str] = frozenset()
             for j in range(i, min(i + MAX_WINDOW, len(sents))):
@@ -288,12 +294,13 @@ def candidates(
                     break  # a headline is quoted alone or not at all: it labels the story, it does not tell it
                 tokens = tokens | last.tokens
                 window = sents[i : j + 1]
-                best = max(window, key=lambda s: s.dense)
+                best = max(window, key=_dense)
                 dense = best.dense
-                lexical = coverage(question, tokens)
+                lexical = sum(w for t, w in question_items if t in tokens) / question_total if question_total else 0.0
+                covered = sum(w for t, w in ranking_items if t in tokens) / ranking_total if ranking_total else 0.0
                 prior = max(s.prior for s in window)
                 relevance = weights.dense * dense + weights.lexical * lexical
-                ranked = weights.dense * dense + weights.lexical * coverage(ranking, tokens)
+                ranked = weights.dense * dense + weights.lexical * covered
                 # A second sentence is worth its length when it speaks to the question too (the answer often
                 # follows the sentence that repeats the question's words).
                 support = weights.second * sorted(s.dense for s in window)[-2] if j > i else 0.0
@@ -301,13 +308,21 @@ def candidates(
                 penalty += weights.dangling_start * first.traits.dangling
                 penalty += weights.heading * any(s.traits.heading for s in window)
                 if wanted:
-                    penalty += weights.missing_answer_type * _missing(window, wanted, asked)
+                    penalty += weights.missing_answer_type * min(missing[i : j + 1])
                 if len(tokens - asked_tokens) <= 1:
                     penalty += weights.echo
                 score = ranked + support + weights.prior * prior - penalty
                 found.append(Candidate(group.article_id, first.start, last.end, score, relevance, best.start, best.end))
-    found.sort(key=lambda c: c.score, reverse=True)
+    found.sort(key=_score, reverse=True)
     return found
+
+
+def _dense(sentence: Sentence) -> float:
+    return sentence.dense
+
+
+def _score(candidate: Candidate) -> float:
+    return candidate.score
 
 
 def _missing(window: Sequence[Sentence], wanted: str, asked: str) -> float:

@@ -150,6 +150,7 @@ STOPWORDS = frozenset(
 
 
 REBUILD_AFTER_REMOVALS = 1000  # removed chunks whose postings may linger before they are rebuilt
+SPARSE_SHARE = 4  # BM25 scores only the chunks holding a query word when they are under a quarter of all
 
 
 @lru_cache(maxsize=1)
@@ -275,16 +276,33 @@ class LexicalIndex:
         known = [t for t in query_tokens if t in self._postings]  # a repeated word counts again, as in bm25s
         if not known or not self.documents or k <= 0:
             return []
-        lengths = np.frombuffer(self._lengths, dtype=np.float32).copy()
-        norm = self.K1 * (1 - self.B + self.B * lengths / np.float32(self._total_length / self.documents))
-        scores = np.zeros(len(lengths), dtype=np.float32)
-        for token in known:
-            slots_buffer, tf_buffer = self._postings[token]
-            slots = np.frombuffer(slots_buffer, dtype=np.int32).copy()
-            tf = np.frombuffer(tf_buffer, dtype=np.float32).copy()
-            scores[slots] += np.float32(self.idf(token)) * tf / (tf + norm[slots])
-        scores *= np.frombuffer(self._live, dtype=np.uint8).copy()
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(self._slot_ids[i]), float(scores[i])) for i in top if scores[i] > 0]
+        found = [self._postings[token] for token in known]
+        lengths = np.frombuffer(self._lengths, dtype=np.float32)
+        live = np.frombuffer(self._live, dtype=np.uint8)
+        # Only the chunks holding a query word can score. When they are few, the work is over them alone; when
+        # they are many, one array over every slot is cheaper than finding them.
+        if sum(len(posting[0]) for posting in found) * SPARSE_SHARE < len(lengths):
+            slots = np.sort(np.concatenate([np.frombuffer(posting[0], dtype=np.int32) for posting in found]))
+            slots = slots[np.concatenate(([True], slots[1:] != slots[:-1]))]
+        else:
+            slots = np.arange(len(lengths), dtype=np.int32)
+        sparse = len(slots) < len(lengths)
+        average = np.float32(self._total_length / self.documents)
+        scores = np.zeros(len(slots), dtype=np.float32)
+        for token, (slots_buffer, tf_buffer) in zip(known, found, strict=True):
+            mine = np.frombuffer(slots_buffer, dtype=np.int32)
+            tf = np.frombuffer(tf_buffer, dtype=np.float32)
+            norm = self.K1 * (1 - self.B + self.B * lengths[mine] / average)
+            scores[np.searchsorted(slots, mine) if sparse else mine] += np.float32(self.idf(token)) * tf / (tf + norm)
+        scores *= live[slots] if sparse else live
+        return [(int(self._slot_ids[slots[i]]), float(scores[i])) for i in _top(scores, k) if scores[i] > 0]
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """The positions of the ``k`` highest scores, highest first; ties in position order, whatever the array's size."""
+    if len(scores) > k:
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        keep = np.flatnonzero(scores >= kth)
+    else:
+        keep = np.arange(len(scores))
+    return keep[np.argsort(-scores[keep], kind="stable")][:k]

@@ -30,7 +30,7 @@ from index.models import AddResult, Answer, Article, Chunk, Excerpt, ExtractedAr
 from index.retrieval import DENSE_CANDIDATES, LEXICAL_CANDIDATES, RRF_K, fuse
 from index.settings import Settings
 from index.storage import Retrieval, Storage, open_storage
-from index.store import DuplicateArticle, NewPiece
+from index.store import DuplicateArticle, NewPiece, Passages
 
 Progress = Callable[[int, int], None]
 
@@ -225,46 +225,42 @@ class Engine:
         query_tokens = tokenize(question)
         ranked = self.retrieval.search(collection, query, query_tokens, scope)
         fused = fuse([ranked.dense, ranked.lexical])[: max(CHUNKS_TO_READ, k * 2)]
-        groups = self._sentences(collection, fused, query)
+        passages = self.store.passages(collection, [cid for cid, _ in fused])
+        groups = self._sentences(passages, fused, query)
         found = answer.candidates(groups, query_tokens, ranked.idf, self.weights, text=question)
         chosen = answer.pick(found, k)
         threshold = self.settings.min_relevance
         answered = bool(chosen) and chosen[0].relevance >= threshold
-        texts = {g.article_id: g.text for g in groups}
         results = [
-            excerpt
+            self._excerpt(c, *passages.articles[c.article_id], query_tokens, not answered or c.relevance < threshold)
             for c in chosen
-            if (
-                excerpt := self._excerpt(
-                    c, texts[c.article_id], query_tokens, collection, weak=not answered or c.relevance < threshold
-                )
-            )
         ]
         return Answer(question, collection, answered, results, scope=scope)
 
+    @staticmethod
     def _sentences(
-        self, collection: str, fused: list[tuple[int, float]], query: np.ndarray
+        passages: Passages, fused: list[tuple[int, float]], query: np.ndarray
     ) -> list[answer.ArticleSentences]:
         """Gather the sentences of the retrieved chunks, by article, with their cosine to the question and traits."""
-        rows = self.store.chunks(collection, [cid for cid, _ in fused])
         top = fused[0][1] if fused else 1.0
         groups: dict[int, answer.ArticleSentences] = {}
+        known: dict[int, answer.Sentence] = {}  # by sentence id: chunks overlap
         for chunk_id, score in fused:
-            row = rows.get(chunk_id)
-            if row is None:  # a vector whose chunk is gone: never quote it
+            row = passages.chunks.get(chunk_id)
+            if row is None:  # a vector whose chunk or article is gone: never quote it
                 continue
             group = groups.get(row.article_id)
             if group is None:
                 group = groups[row.article_id] = answer.ArticleSentences(
-                    row.article_id, self.store.article_text(row.article_id), []
+                    row.article_id, passages.articles[row.article_id][1], []
                 )
-            known = {s.id: s for s in group.sentences}
-            for s in self.store.sentences(row.article_id, row.start, row.end):
-                prior = score / top
-                if s.id in known:
-                    known[s.id].prior = max(known[s.id].prior, prior)
+            text = group.text
+            prior = score / top
+            for s in passages.sentences[chunk_id]:
+                seen = known.get(s.id)
+                if seen is not None:
+                    seen.prior = max(seen.prior, prior)
                     continue
-                text = group.text
                 sentence = answer.Sentence(
                     s.id,
                     s.start,
@@ -286,12 +282,8 @@ class Engine:
         return list(groups.values())
 
     def _excerpt(
-        self, cand: answer.Candidate, text: str, query_tokens: list[str], collection: str, weak: bool
-    ) -> Excerpt | None:
-        try:
-            article = self.store.article(collection, cand.article_id)
-        except ArticleNotFoundError:  # removed while we were reading it: nothing left to quote
-            return None
+        self, cand: answer.Candidate, article: Article, text: str, query_tokens: list[str], weak: bool
+    ) -> Excerpt:
         start, end = answer.trim(text, cand.start, cand.end, query_tokens, self.weights.max_chars)
         focus_start, focus_end = max(cand.focus_start, start), min(cand.focus_end, end)
         return Excerpt(
@@ -475,6 +467,7 @@ class Engine:
     def watched_channels(self, collection: str | None = None) -> dict[str, str]:
         """Channel id -> collection of the watched channels."""
         return self.store.watched_channels(collection)
+
     # --- feeds -------------------------------------------------------------------------------
 
     def add_feed(
@@ -510,7 +503,6 @@ class Engine:
     def due_feeds(self, collections: set[str] | None = None) -> list[Feed]:
         """Feeds whose next poll is due, of ``collections`` (default: all), the longest overdue first."""
         return self.feed_poller.due(collections)
-
 
 
 def _slices(chunks: Sequence[Chunk], spans: Sequence[Span], size: int) -> Iterator[tuple[list[Chunk], list[Span]]]:

@@ -164,6 +164,8 @@ ARTICLE_COLUMNS = (
 )
 PIECE_COLUMNS = "id, article_id, start, end, vector, checksum"
 
+CHECKED_BUDGET = 64 * 1024 * 1024  # bytes of rows kept as verified, per process (texts and vectors held)
+CHECKED_ROW_BYTES = 200  # a kept row's own overhead
 BUSY_TIMEOUT = 30.0  # seconds to wait for another process's lock, when opening and on every write
 DAMAGE_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_FORMAT}
 BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
@@ -208,6 +210,15 @@ class SentenceRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Passages:
+    """What answering a question reads: the retrieved chunks still there, their articles, their sentences."""
+
+    chunks: dict[int, ChunkRow]  # by chunk id
+    articles: dict[int, tuple[Article, str]]  # by article id: the article and its text
+    sentences: dict[int, list[SentenceRow]]  # by chunk id: the sentences overlapping it, in text order
+
+
+@dataclass(frozen=True, slots=True)
 class NewPiece:
     """A chunk or sentence to store: its span and its vector."""
 
@@ -231,7 +242,7 @@ def _blob(vector: np.ndarray) -> bytes:
 
 def _digest(table: str, values: Sequence[object]) -> bytes:
     """A checksum of a row's values that changes if any value, or its type, or its table, changes."""
-    h = hashlib.blake2b(table.encode(), digest_size=16)
+    parts = [table.encode()]
     for value in values:
         if isinstance(value, bytes):
             data = value
@@ -239,8 +250,9 @@ def _digest(table: str, values: Sequence[object]) -> bytes:
             data = value.encode("utf-8", "surrogateescape")  # undecodable bytes read back as surrogates
         else:
             data = repr(value).encode()
-        h.update(type(value).__name__.encode() + b":" + len(data).to_bytes(8, "little") + data)
-    return h.digest()
+        parts += (type(value).__name__.encode(), b":", len(data).to_bytes(8, "little"), data)
+    # One call over the joined parts: the same digest as feeding them one by one, with less overhead per row.
+    return hashlib.blake2b(b"".join(parts), digest_size=16).digest()
 
 
 def _stored(*values: object) -> tuple:
@@ -325,6 +337,9 @@ class Store:
         self._lock = threading.RLock()
         self._damage: str | None = None  # the verdict, once SQLite has reported damage
         self._verdict: str | None = None
+        # Rows whose checksum this process has verified: (table, id) -> the values and checksum read then.
+        self._checked: dict[tuple[str, object], tuple] = {}
+        self._checked_bytes = 0
         problem = header_problem(path)
         for _ in range(3):  # a file caught mid-checkpoint by another process looks different a moment later
             if not problem:
@@ -467,12 +482,40 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Several reads that see the database as it was at the first of them (a read transaction)."""
+        with self._lock, self._guard():
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                if self._db.in_transaction:
+                    self._db.execute("COMMIT")
+
     def _query(self, sql: str, params: Sequence | dict = ()) -> list[tuple]:
         with self._lock, self._guard():
             return self._db.execute(sql, params).fetchall()
 
     def _verify(self, table: str, row_id: object, values: Sequence[object], checksum: object) -> None:
-        """Raise if a row's values are not the ones written; rows from before checksums only need valid text."""
+        """Raise if a row's values are not the ones written; rows from before checksums only need valid text.
+
+        A row read again with exactly the values (and checksum) verified before is not hashed again: comparing
+        is much cheaper than hashing, and what is used is still exactly what was verified.
+        """
+        key, row = (table, row_id), (tuple(values), checksum)
+        if self._checked.get(key) == row:
+            return
+        self._check_row(table, row_id, values, checksum)
+        size = CHECKED_ROW_BYTES + sum(len(v) for v in values if isinstance(v, bytes | str))
+        with self._lock:
+            if self._checked_bytes + size > CHECKED_BUDGET:
+                self._checked.clear()  # rare; a new round of verifying refills it with what is read now
+                self._checked_bytes = 0
+            self._checked[key] = row
+            self._checked_bytes += size
+
+    def _check_row(self, table: str, row_id: object, values: Sequence[object], checksum: object) -> None:
         if checksum is None:
             intact = all(not isinstance(v, str) or v.isascii() or _valid_utf8(v) for v in values)
             if table in ("chunks", "sentences"):
@@ -671,14 +714,21 @@ class Store:
     def chunk_texts(self, collection: str) -> tuple[list[int], list[str]]:
         """Return every chunk id of a collection with its text, for the lexical index.
 
-        Article texts are not checked here: ranking words never reach a user, and one damaged article must not
-        stop every question (quoting it is refused) nor its own removal.
+        Neither article texts nor chunk offsets are checked here (nor are the vectors read): ranking words never
+        reach a user, what is quoted is read and checked again, and one damaged article must not stop every
+        question (quoting it is refused) nor its own removal. Both reads see the same snapshot of the database.
         """
-        texts = {a.id: text for a, text in self._articles("a.collection = ?", (collection,), check=False)}
-        rows = self._pieces(
-            "chunks", "article_id IN (SELECT id FROM articles WHERE collection = ?) ORDER BY id", (collection,)
-        )
-        rows = [r for r in rows if r[1] in texts]  # an article added between the two reads waits for the next load
+        with self._snapshot() as db:
+            texts = {
+                int(r[0]): str(r[1])
+                for r in db.execute("SELECT id, text FROM articles WHERE collection = ?", (collection,))
+            }
+            rows = db.execute(
+                "SELECT c.id, c.article_id, c.start, c.end FROM chunks c JOIN articles a ON a.id = c.article_id "
+                "WHERE a.collection = ? ORDER BY c.id",
+                (collection,),
+            ).fetchall()
+        rows = [r for r in rows if r[1] in texts]
         return [int(r[0]) for r in rows], [texts[r[1]][r[2] : r[3]] for r in rows]
 
     def chunks(self, collection: str, ids: Sequence[int]) -> dict[int, ChunkRow]:
@@ -686,12 +736,52 @@ class Store:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
+        # Each row's article looked up by its key: ``article_id IN (SELECT ...)`` would list the whole collection.
         rows = self._pieces(
             "chunks",
-            f"id IN ({marks}) AND article_id IN (SELECT id FROM articles WHERE collection = ?)",
+            f"id IN ({marks}) AND (SELECT collection FROM articles a WHERE a.id = article_id) = ?",
             (*ids, collection),
         )
         return {int(r[0]): ChunkRow(*r[:4]) for r in rows}
+
+    def passages(self, collection: str, chunk_ids: Sequence[int]) -> Passages:
+        """Read what answering from these chunks needs, in one read transaction; every row used is checked.
+
+        Chunks of other collections, or gone, are left out. The sentences are one query per chunk: SQLite answers
+        each from its index faster than one query that joins them all.
+        """
+        if not chunk_ids:
+            return Passages({}, {}, {})
+        piece_query = (
+            f"SELECT {PIECE_COLUMNS} FROM sentences WHERE article_id = ? AND start < ? AND end > ? ORDER BY start"
+        )
+        with self._snapshot() as db:
+            chunk_rows = db.execute(
+                f"SELECT {PIECE_COLUMNS} FROM chunks WHERE id IN ({','.join('?' * len(chunk_ids))}) "
+                "AND (SELECT collection FROM articles a WHERE a.id = article_id) = ?",
+                (*chunk_ids, collection),
+            ).fetchall()
+            wanted = sorted({r[1] for r in chunk_rows})
+            # By key only: with the collection in the condition SQLite would scan the collection's index.
+            article_rows = db.execute(
+                f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.id IN ({','.join('?' * len(wanted))})", wanted
+            ).fetchall()
+            sentence_rows = {r[0]: db.execute(piece_query, (r[1], r[3], r[2])).fetchall() for r in chunk_rows}
+        for r in chunk_rows:
+            self._verify("chunks", r[0], r[1:5], r[5])
+        articles = {article.id: (article, text) for article, text in map(self._article, article_rows)}
+        chunks = {int(r[0]): ChunkRow(*r[:4]) for r in chunk_rows if r[1] in articles}
+        made: dict[int, SentenceRow] = {}
+        sentences: dict[int, list[SentenceRow]] = {}
+        for chunk_id in chunks:
+            found = sentences[chunk_id] = []
+            for r in sentence_rows[chunk_id]:
+                sentence = made.get(r[0])
+                if sentence is None:
+                    self._verify("sentences", r[0], r[1:5], r[5])
+                    sentence = made[r[0]] = SentenceRow(r[0], r[1], r[2], r[3], np.frombuffer(r[4], dtype=np.float32))
+                found.append(sentence)
+        return Passages(chunks, articles, sentences)
 
     def sentences(self, article_id: int, start: int, end: int) -> list[SentenceRow]:
         """Return the sentences of an article that overlap ``[start, end)``, in order, with vectors."""
@@ -808,9 +898,7 @@ class Store:
             )
 
     def answer_for_message(self, message_id: str) -> AnswerRecord | None:
-        found = self._answers(
-            "a.id = (SELECT answer_id FROM answer_messages WHERE message_id = ?)", (str(message_id),)
-        )
+        found = self._answers("a.id = (SELECT answer_id FROM answer_messages WHERE message_id = ?)", (str(message_id),))
         return found[0] if found else None
 
     def latest_answer_in(self, channel_id: str) -> AnswerRecord | None:
@@ -886,7 +974,7 @@ class Store:
         marks = ",".join("?" * len(article_ids))
         rows = self._pieces(
             "chunks",
-            f"article_id IN ({marks}) AND article_id IN (SELECT id FROM articles WHERE collection = ?) ORDER BY id",
+            f"article_id IN ({marks}) AND (SELECT collection FROM articles a WHERE a.id = article_id) = ? ORDER BY id",
             (*article_ids, collection),
         )
         ids = np.array([r[0] for r in rows], dtype=np.int64)
@@ -1004,9 +1092,7 @@ class Store:
                 feed = self.feed(collection, feed_id)
             except FeedNotFoundError:
                 return None
-            row = db.execute(
-                f"SELECT {', '.join(self._FEED_COLUMNS)} FROM feeds WHERE id = ?", (feed_id,)
-            ).fetchone()
+            row = db.execute(f"SELECT {', '.join(self._FEED_COLUMNS)} FROM feeds WHERE id = ?", (feed_id,)).fetchone()
             current = dict(zip(self._FEED_COLUMNS, row, strict=True))
             values = _stored(*(changes.get(c, current[c]) for c in self._FEED_COLUMNS))
             assignments = ", ".join(f"{c} = ?" for c in self._FEED_COLUMNS)
