@@ -164,10 +164,15 @@ async def followups(fake: FakeDiscord, interaction: FakeInteraction, count: int 
 
 
 async def add_text(
-    fake: FakeDiscord, content: str, title: str = "", *, user_id: int | str | None = None
+    fake: FakeDiscord,
+    content: str,
+    title: str = "",
+    *,
+    user_id: int | str | None = None,
+    channel_id: int | str | None = None,
 ) -> FakeInteraction:
     """Run ``/add text`` as a user does: the command opens a form, the user pastes and submits it."""
-    opened = await fake.send_interaction("add text", user_id=user_id)
+    opened = await fake.send_interaction("add text", user_id=user_id, channel_id=channel_id)
     await fake.wait_until(lambda: bool(opened.callbacks))
     if opened.callbacks[0]["type"] != 9:  # refused before the form (cooldown, direct message): nothing to fill in
         return opened

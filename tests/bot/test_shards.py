@@ -1,12 +1,14 @@
 """Sharding: the settings, the fake routing each server to its shard, and bots on different shards over one PostgreSQL.
 
-The bots run in this process (two sharded clients on one fake, two engines on one PostgreSQL database), because
-the fake embedder cannot be handed to ``python -m bot``; the slow test at the end runs two real processes.
+Most bots here run in this process (two sharded clients on one fake, two engines on one PostgreSQL database),
+because the fake embedder cannot be handed to ``python -m bot``; the slow test at the end runs two real processes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,6 +29,7 @@ from tests.bot.support import (
     BRIDGE_ANSWER,
     BRIDGE_QUESTION,
     BRIDGE_TITLE,
+    MANAGE_GUILD,
     TOKEN,
     World,
     add_text,
@@ -35,9 +38,21 @@ from tests.bot.support import (
     followups,
     make_world,
     quoted,
+    webhook_path,
 )
+from tests.bot.test_startup import clean_env
 from tests.conftest import fresh_database
-from tests.fakes.discord_server import FakeDiscord, new_id, patch_discord, shard_of
+from tests.fakes.discord_server import (
+    FakeDiscord,
+    FakeInteraction,
+    Payload,
+    RecordedRequest,
+    make_member,
+    make_role,
+    new_id,
+    patch_discord,
+    shard_of,
+)
 from tests.fakes.embedder import HashEmbedder
 
 SHARDS = 2
@@ -210,3 +225,131 @@ async def test_gateway_bot_recommends_the_configured_shard_count(world: World) -
     assert body["shards"] == 3
     assert body["url"] == world.fake.gateway_url
     assert body["session_start_limit"]["max_concurrency"] == 1
+
+
+# --- two real processes ---------------------------------------------------------------------------
+
+
+class BotProcesses:
+    """``python -m bot`` twice, one shard each, on one PostgreSQL, against the fake; their logs in files."""
+
+    def __init__(self, fake: FakeDiscord, database_url: str, directory: Path) -> None:
+        self.fake, self.database_url, self.directory = fake, database_url, directory
+        self.running: list[tuple[asyncio.subprocess.Process, Path]] = []
+
+    async def start(self, shard_ids: tuple[int, int]) -> None:
+        """Start the first process on shard ``shard_ids[0]`` and the second on ``shard_ids[1]``; wait for both."""
+        identified = len(self.fake.identifies)
+        for n, shard in enumerate(shard_ids):
+            env = clean_env(
+                DISCORD_TOKEN=TOKEN,
+                DISCORD_API_BASE_URL=self.fake.base_url,
+                DISCORD_GATEWAY_URL=self.fake.gateway_url,
+                DISCORD_SHARD_COUNT=str(SHARDS),
+                DISCORD_SHARD_IDS=str(shard),
+                NEWSQUOTE_DATABASE_URL=self.database_url,
+            )
+            log = self.directory / f"process-{n}-{len(self.fake.identifies)}-{len(self.running)}.log"
+            with log.open("wb") as out:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bot", cwd=self.directory, env=env, stdout=out, stderr=out
+                )
+            self.running.append((process, log))
+        await self.fake.wait_until(lambda: len(self.fake.identifies) >= identified + len(shard_ids), timeout=90)
+        for shard in shard_ids:
+            await self.fake.wait_shard_ready(shard)
+
+    async def stop(self) -> None:
+        """SIGTERM each running process; each must exit 0 having logged its clean stop."""
+        stopping, self.running = self.running, []
+        for process, _ in stopping:
+            process.send_signal(signal.SIGTERM)
+        for process, log in stopping:
+            code = await asyncio.wait_for(process.wait(), 30)
+            text = log.read_text(errors="replace")
+            assert code == 0, text
+            assert "Traceback" not in text
+            assert text.strip().splitlines()[-1].endswith("Stopped")
+
+    def kill(self) -> None:
+        for process, _ in self.running:
+            if process.returncode is None:
+                process.kill()
+
+
+async def answer(fake: FakeDiscord, channel_id: str, question: str, user: Payload, wait: float = 10) -> str:
+    """Ask in a channel as ``user``; return all the answer showed, as read (its quotes' markdown undone)."""
+    interaction = await fake.send_interaction("ask", {"question": question}, channel_id=channel_id, user_id=user["id"])
+    reply = await fake.wait_for_request("POST", webhook_path(fake, interaction), timeout=wait)
+    shown = [e.get("description") or "" for e in reply.json.get("embeds") or []] + [reply.json.get("content") or ""]
+    return "\n".join(quoted(text)[0] if text.startswith(">>> ") else text for text in shown)
+
+
+async def run_command(fake: FakeDiscord, interaction: FakeInteraction, done: str, wait: float = 10) -> RecordedRequest:
+    """Wait for the command's final edit, which says ``done``."""
+    return await fake.wait_for_request(
+        "PATCH",
+        webhook_path(fake, interaction, "/messages/@original"),
+        lambda r: done in ((r.json or {}).get("content") or ""),
+        timeout=wait,
+    )
+
+
+async def add_and_replace_in(fake: FakeDiscord, world: World, channel_id: str) -> str:
+    """In one server: add the bridge article, ask about it, then remove it, add it changed and rebuild."""
+    added = await add_text(fake, BRIDGE, BRIDGE_TITLE, user_id=world.alice["id"], channel_id=channel_id)
+    await run_command(fake, added, BRIDGE_TITLE, wait=120)  # the process's first command waits for its model
+    quoted_before = await answer(fake, channel_id, BRIDGE_QUESTION, world.alice)
+    removed = await fake.send_interaction(
+        "remove", {"article": "harbour bridge"}, user_id=world.bob["id"], channel_id=channel_id
+    )
+    await run_command(fake, removed, "Removed")
+    changed = BRIDGE.replace(BRIDGE_ANSWER, NEW_ANSWER)
+    await run_command(
+        fake, await add_text(fake, changed, BRIDGE_TITLE, user_id=world.bob["id"], channel_id=channel_id), BRIDGE_TITLE
+    )
+    rebuild = await fake.send_interaction("rebuild", user_id=world.bob["id"], channel_id=channel_id)
+    await run_command(fake, rebuild, "Rebuilt", wait=60)
+    return quoted_before
+
+
+@pytest.mark.slow
+async def test_two_bot_processes_on_one_postgresql_serve_each_server_the_same_articles(
+    world: World, postgres_server: str, tmp_path: Path
+) -> None:
+    """Issue 8: the real ``python -m bot`` (its packaged model) twice, one shard each, over one database.
+
+    A server's collection is its own, and only its shard's process serves it; so the other process serves the
+    same server after a reshard (both stopped, restarted with the shard ids swapped). Before it, the first process
+    adds an article in server A; the second adds one in server B, then removes it and rebuilds. After it, each
+    server is asked through the process that did not write its articles.
+    """
+    fake, a, b = world.fake, world.channel_a, world.channel_b
+    managers = make_role("Managers", MANAGE_GUILD)  # bob may /remove and /rebuild in B too
+    world.guild_b["roles"].append(managers)
+    world.guild_b["members"].append(make_member(world.bob, [managers["id"]]))
+    processes = BotProcesses(fake, fresh_database(postgres_server), tmp_path)
+    try:
+        await processes.start((0, 1))  # the first process serves A, the second B
+        added_in_a = await add_text(fake, BRIDGE, BRIDGE_TITLE, user_id=world.alice["id"], channel_id=a)
+        _, quoted_in_b = await asyncio.gather(
+            run_command(fake, added_in_a, BRIDGE_TITLE, wait=120), add_and_replace_in(fake, world, b)
+        )
+        await processes.stop()
+
+        await processes.start((1, 0))  # now the second serves A and the first B
+        await answer(fake, a, "How much did the construction cost?", world.carol, wait=120)  # its model loaded
+        started = time.monotonic()
+        read_in_a = await answer(fake, a, BRIDGE_QUESTION, world.alice)
+        took = time.monotonic() - started
+        read_in_b = await answer(fake, b, BRIDGE_QUESTION, world.alice, wait=120)
+        await processes.stop()
+    finally:
+        processes.kill()
+
+    assert BRIDGE_ANSWER in quoted_in_b
+    assert BRIDGE_ANSWER in read_in_a
+    assert took < 2.0
+    assert NEW_ANSWER in read_in_b
+    assert "open to traffic in May" not in read_in_b
+    assert sorted(i["shard"] for i in fake.identifies) == [[0, 2], [0, 2], [1, 2], [1, 2]]
