@@ -205,6 +205,7 @@ def saved_index_problem(data_dir: Path) -> str | None:
         return None  # damaged or torn, so not trusted: fine
     saved = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     saved_ids = np.sort(faiss.vector_to_array(saved.id_map))
+    saved_ids = saved_ids[saved_ids != -1]  # removed entries an HNSW graph keeps (NEWSQUOTE_ANN_THRESHOLD)
     if not np.array_equal(saved_ids, np.sort(ids)):
         return f"a saved index vouched for at version {info.version} holds other ids than SQLite"
     return None

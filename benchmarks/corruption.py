@@ -64,7 +64,8 @@ class Case:
 
 
 def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSQUOTE_")}
+    # NEWSQUOTE_ANN_THRESHOLD is kept, so that the damage can be aimed at an approximate (HNSW) index too.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSQUOTE_") or k == "NEWSQUOTE_ANN_THRESHOLD"}
     env["PYTHONIOENCODING"] = "utf-8"
     return env
 

@@ -7,7 +7,7 @@ embeddings at real sizes is measured by ``benchmarks/ann_recall.py``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import faiss
@@ -24,16 +24,11 @@ DIM = 16
 THRESHOLD = 40
 
 
-def matrix(ids: np.ndarray | list[int]) -> np.ndarray:
+def matrix(ids: Iterable[int]) -> np.ndarray:
     """One unit vector per id, the same for the same id."""
     rows = [np.random.default_rng(int(i)).normal(size=DIM).astype(np.float32) for i in ids]
     out = np.vstack(rows) if rows else np.zeros((0, DIM), np.float32)
     return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-
-def exact(ids: np.ndarray, query: np.ndarray, k: int) -> list[int]:
-    scores = matrix(ids) @ query
-    return [int(ids[i]) for i in np.argsort(-scores)[:k]]
 
 
 def built(directory: Path, ids: np.ndarray | list[int], threshold: int = THRESHOLD) -> VectorIndex:
@@ -62,8 +57,10 @@ def test_a_rebuild_picks_exact_search_below_the_threshold_and_hnsw_from_it(
 def test_an_hnsw_index_finds_what_exact_search_finds(tmp_path: Path) -> None:
     ids = np.arange(1, 2001)
     index = built(tmp_path, ids, threshold=100)
-    queries = [matrix([10_000 + q])[0] for q in range(50)]
-    found = [len({i for i, _ in index.search(q, 10)} & set(exact(ids, q, 10))) for q in queries]
+    vectors = matrix(ids)
+    queries = matrix(range(10_000, 10_050))
+    exact = [set(ids[np.argsort(-(vectors @ q))[:10]].tolist()) for q in queries]
+    found = [len({i for i, _ in index.search(q, 10)} & e) for q, e in zip(queries, exact, strict=True)]
     assert sum(found) / (10 * len(queries)) >= 0.95
 
 
@@ -188,12 +185,12 @@ def test_a_saved_index_of_the_wrong_kind_for_the_threshold_is_rebuilt(tmp_path: 
     assert reopened(tmp_path, 1, ids) is None
 
 
-def test_every_single_byte_flip_in_an_hnsw_snapshot_is_caught(tmp_path: Path) -> None:
+def test_byte_flips_across_an_hnsw_snapshot_are_caught(tmp_path: Path) -> None:
     ids = np.arange(1, THRESHOLD + 1)
     index = built(tmp_path, ids)
     index.save(1)
     pristine = index.path.read_bytes()
-    for offset in range(0, len(pristine), 7):
+    for offset in range(0, len(pristine), 31):
         damaged = bytearray(pristine)
         damaged[offset] ^= 0x01
         index.path.write_bytes(bytes(damaged))
