@@ -83,12 +83,20 @@ _MONTHS = (
     r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec"
 )
 _DAYS = r"Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
+_TIME_WORDS = (
+    r"today|yesterday|tomorrow|spring|summer|autumn|winter|decade|century|week|month|year|morning|evening|night"
+)
 _DATE = re.compile(
     rf"\b(?:1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b(?:{_MONTHS}|{_DAYS})\b|\b\d+(?:st|nd|rd|th) (?:century|millennium)\b"
-    r"|\b(?:today|yesterday|tomorrow|spring|summer|autumn|winter|decade|century|week|month|year|morning|evening"
-    r"|night)\b|\d",
+    rf"|\b(?:{_TIME_WORDS})\b|\d",
     re.I,
 )
+# Without a digit, _NUMBER and _DATE match only these words (lower-cased), whole: in ASCII text, a sentence without
+# a digit and without any of them has neither, which is cheaper to see than to ask the patterns.
+_NUMBER_KEYS = frozenset(_NUMBER_WORDS.split("|"))
+_DATE_KEYS = frozenset(f"{_MONTHS}|{_DAYS}|{_TIME_WORDS}".replace("Sept?", "Sep|Sept").lower().split("|"))
+_DIGIT = re.compile(r"\d")
+_ASCII_WORD = re.compile(r"[a-z]+")
 # A person: a title and a name, or two to four capitalized words none of which names a kind of place or body.
 _TITLES = (
     r"Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Professor|Sir|Dame|Lord|Lady|President|Prime Minister|Minister|Secretary|"
@@ -161,14 +169,19 @@ def traits(sentence: str, line_start: bool, line_end: bool, first: bool = False)
     """
     names = has_name(sentence)
     persons, groups = _name_runs(sentence)
+    words = set(_ASCII_WORD.findall(sentence.lower())) if sentence.isascii() and not _DIGIT.search(sentence) else None
     return Traits(
         dangling=bool(_PERSON_PRONOUN.search(sentence)) and not names,
         heading=line_start and line_end and (first or not _CLOSED.search(sentence)) and len(sentence) < 150,
         names=names,
         persons=frozenset(persons),
         groups=frozenset(groups),
-        numbers=frozenset(m.group().lower() for m in _NUMBER.finditer(sentence)),
-        dates=frozenset(m.group().lower() for m in _DATE.finditer(sentence)),
+        numbers=frozenset()
+        if words is not None and words.isdisjoint(_NUMBER_KEYS)
+        else frozenset(m.group().lower() for m in _NUMBER.finditer(sentence)),
+        dates=frozenset()
+        if words is not None and words.isdisjoint(_DATE_KEYS)
+        else frozenset(m.group().lower() for m in _DATE.finditer(sentence)),
     )
 
 

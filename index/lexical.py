@@ -173,8 +173,14 @@ def token_set(text: str) -> frozenset[str]:
 
 def tokenize(text: str) -> list[str]:
     """Lower-case, drop stop words and possessives, stem with Snowball."""
-    words = (m.group().lower().replace("’", "'") for m in _TOKEN.finditer(text))
-    return [_stem(w.removesuffix("'s")) for w in words if w not in STOPWORDS]
+    return [token for token in map(_token, _TOKEN.findall(text)) if token is not None]
+
+
+@lru_cache(maxsize=65536)
+def _token(word: str) -> str | None:
+    """A word as found in the text: its token, or None for a stop word (cached: words recur far more than texts)."""
+    folded = word.lower().replace("’", "'")
+    return None if folded in STOPWORDS else _stem(folded.removesuffix("'s"))
 
 
 class LexicalIndex:
@@ -189,13 +195,15 @@ class LexicalIndex:
     K1 = 1.5
     B = 0.75
 
-    def __init__(self, tokens: dict[int, list[str]]) -> None:
-        self._tokens: dict[int, list[str]] = {}
+    def __init__(self, tokens: dict[int, Sequence[str]]) -> None:
+        # Tuples of strings, which the garbage collector stops tracking: a big collection's tokens cost its
+        # full collections nothing.
+        self._tokens: dict[int, tuple[str, ...]] = {}
         self.frequency: Counter[str] = Counter()
         self.documents = 0
         self._build(tokens)
 
-    def _build(self, tokens: dict[int, list[str]]) -> None:
+    def _build(self, tokens: dict[int, Sequence[str]]) -> None:
         self._slot_of: dict[int, int] = {}
         self._slot_ids = array("q")
         self._lengths = array("f")
@@ -232,7 +240,7 @@ class LexicalIndex:
             self._build(dict(self._tokens))
         return self
 
-    def _add(self, chunk_id: int, doc: list[str]) -> None:
+    def _add(self, chunk_id: int, doc: Sequence[str]) -> None:
         slot = len(self._slot_ids)
         self._slot_of[chunk_id] = slot
         self._slot_ids.append(chunk_id)
@@ -240,7 +248,7 @@ class LexicalIndex:
         self._lengths.append(float(length))
         self._live.append(1)
         self._total_length += length
-        self._tokens[chunk_id] = doc
+        self._tokens[chunk_id] = tuple(doc)
         self.documents += 1
         counts = Counter(doc)
         self.frequency.update(counts.keys())

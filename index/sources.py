@@ -13,10 +13,8 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
-
-import httpx
 
 from index import markdown
 from index.cleaning import clean_boilerplate
@@ -30,6 +28,9 @@ from index.errors import (
 )
 from index.models import ExtractedArticle
 from index.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
 TEXT_TYPES = {"text/plain", "text/markdown", "text/x-markdown"}
@@ -463,6 +464,8 @@ def _fetch(
     refusal: str,
     conditional: dict[str, str] | None = None,
 ) -> Fetched:
+    import httpx  # here: asking questions, the engine's busiest path, never fetches and need not load it
+
     current = url.strip()
     if "://" not in current:
         current = "https://" + current
