@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
-import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from index.models import Chunk, Span
 
@@ -32,17 +33,14 @@ _CLOSERS = "\"'”’)]"
 # makes only the first mark of a run try, so a long run is scanned once.
 _PLAIN_END = re.compile(r"(?<![.!?…])[.!?…]++[\"'”’)\]]*+(?=\s|$)")
 
-_local = threading.local()
 
+@functools.cache
+def _segmenter() -> Any:
+    """pysbd's English segmenter, built on first use (pysbd is slow to import). Only its ``processor`` is used, which
+    makes a new reader per text, so threads can share it."""
+    import pysbd
 
-def _segmenter():
-    """This thread's pysbd segmenter: one keeps the text it is reading on itself, so threads cannot share it."""
-    segmenter = getattr(_local, "segmenter", None)
-    if segmenter is None:
-        import pysbd  # slow to import: only on first use
-
-        segmenter = _local.segmenter = pysbd.Segmenter(language="en", clean=False)
-    return segmenter
+    return pysbd.Segmenter(language="en", clean=False)
 
 
 def split_sentences(text: str) -> list[Span]:
@@ -86,7 +84,10 @@ def _segment(text: str, start: int, end: int, plain: bool) -> list[Span]:
         cuts = [0, *(m.end() for m in _PLAIN_END.finditer(window)), len(window)]
         segments = [window[a:b] for a, b in itertools.pairwise(cuts)]
     else:
-        segments = _segmenter().segment(window)
+        # pysbd's own segment() finds each sentence back in the text with a regex made from it, one new regex per
+        # sentence: compiling those took half of pysbd's time, and they pushed its own patterns out of re's cache.
+        # The text.find below does that job.
+        segments = _segmenter().processor(window).process()
     spans: list[Span] = []
     cursor = start
     for segment in segments:
@@ -94,8 +95,8 @@ def _segment(text: str, start: int, end: int, plain: bool) -> list[Span]:
         if not piece:
             continue
         found = text.find(piece, cursor, end)
-        if found < 0:  # pysbd changed the text; keep the rest of the window whole rather than lose it
-            break
+        if found < 0:  # pysbd changed this one; it falls into the gap before the next one found
+            continue
         if found > cursor and text[cursor:found].strip():
             spans.append(trim_span(text, cursor, found))
         spans.append(Span(found, found + len(piece)))

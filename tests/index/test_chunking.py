@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Sequence
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from index.chunking import chunk_sentences, fit_sentences, split_sentences
@@ -102,6 +102,19 @@ def test_sentence_spans_are_in_text_order(text: str) -> None:
 )
 def test_abbreviations_and_numbers_do_not_split_sentences(text: str, expected: list[str]) -> None:
     assert [text[s.start : s.end] for s in split_sentences(text)] == expected
+
+
+@CHUNKING
+@given(text=prose())
+def test_a_line_splits_where_pysbds_own_segmenter_splits_it(text: str) -> None:
+    # The engine reads pysbd's sentences without its segment(), which locates each one with a regex of its own.
+    import pysbd
+
+    line = " ".join(text.split())[:900]
+    body = line.rstrip().rstrip("\"'”’)]").rstrip(".!?…")
+    assume(any(mark in body for mark in ".!?…"))  # a line with no inner sentence end never reaches pysbd
+    theirs = [s.strip() for s in pysbd.Segmenter(language="en", clean=False).segment(line) if s.strip()]
+    assert [line[s.start : s.end] for s in split_sentences(line)] == theirs
 
 
 def test_sentences_never_cross_a_line_break() -> None:
