@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import faulthandler
+import gc
 import json
 import logging
 import os
@@ -70,7 +71,7 @@ class Server:
 
     @property
     def collection(self) -> str:
-        return collection_for(int(self.guild['id']))
+        return collection_for(int(self.guild["id"]))
 
 
 @dataclass
@@ -122,9 +123,38 @@ class LoopProbe:
                     faulthandler.dump_traceback_later(self.interval + self.trace_after)
                 began = time.perf_counter()
                 await asyncio.sleep(self.interval)
-                self.lags.append(time.perf_counter() - began - self.interval)
+                lag = time.perf_counter() - began - self.interval
+                self.lags.append(lag)
+                if self.trace_after and lag > self.trace_after:  # says how long the stall just dumped lasted
+                    print(f"^ stall of {lag * 1000:.0f} ms", file=sys.stderr, flush=True)
         finally:
             faulthandler.cancel_dump_traceback_later()
+
+
+class CollectorPauses:
+    """Record how long each garbage collection holds the GIL (a stall for every thread, the event loop's too)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []  # (generation, seconds)
+        self._began = 0.0
+
+    def start(self) -> CollectorPauses:
+        gc.callbacks.append(self._note)
+        return self
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._note)
+
+    def _note(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._began))
+
+    def describe(self) -> str:
+        full = [seconds for generation, seconds in self.pauses if generation == 2]
+        longest = max((seconds for _, seconds in self.pauses), default=0.0)
+        return f"{len(self.pauses)} collections, {len(full)} full; longest {longest * 1000:.0f} ms"
 
 
 def load_articles(path: Path) -> list[tuple[str, str, list[str]]]:
@@ -253,6 +283,7 @@ async def drive(args: argparse.Namespace, engine: Engine) -> None:
 
         probe = LoopProbe(trace_after=args.trace_stalls)
         probing = asyncio.create_task(probe.run())
+        collector = CollectorPauses().start()
         print(
             f"Sending {args.asks} /ask from {len(users)} users in {args.servers} servers over {args.seconds:.0f} s, "
             f"{args.adds} /add file and 1 /rebuild...",
@@ -263,12 +294,14 @@ async def drive(args: argparse.Namespace, engine: Engine) -> None:
         with suppress(TimeoutError):  # what never finished is counted as an error below
             await fake.wait_until(lambda: all(finished(c) for c in commands), timeout=ANSWER_DEADLINE)
         probing.cancel()
+        collector.stop()
         settle(fake, commands)
         await bot.close()
         await connection
 
     logging.getLogger().removeHandler(errors)
     report(engine.settings.model, commands, errors.records, probe.lags, fake)
+    print(f"garbage collection                    {collector.describe()}")
 
 
 def _sender(fake: FakeDiscord, name: str, options: dict[str, Any], user_id: str, channel_id: str) -> Callable[[], Any]:

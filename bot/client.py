@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import threading
@@ -101,14 +102,25 @@ def load_model_in_background(engine: Engine) -> threading.Thread:
 
     Not in the event loop's executor: a stop must not wait for an import that cannot be interrupted and whose
     result nobody will use (``python -m bot`` exits without joining this thread).
+
+    Then everything alive (torch, transformers, the model: some 460,000 objects) is frozen out of the garbage
+    collector's reach: a full collection walks every tracked object holding the GIL, 0.5-0.9 s with the model
+    loaded, and stalled the event loop that long whenever a worker thread's allocations set one off. What
+    start-up made lives as long as the process and never needs walking again.
     """
 
     def load() -> None:
+        collecting = gc.isenabled()
+        gc.disable()  # importing torch and transformers would set off full collections of a growing heap
         try:
             _ = engine.embedder
         except Exception as error:
             # Questions will retry the load and each get this error's message; say it once here, loudly.
             log.error("Could not load the embedding model: %s", error)
+        finally:
+            gc.freeze()
+            if collecting:
+                gc.enable()
 
     thread = threading.Thread(target=load, name=MODEL_LOADER, daemon=True)
     thread.start()
