@@ -89,7 +89,7 @@ class Layout:
 
 def ef_search_for(count: int) -> int:
     """Search candidates for an HNSW graph of ``count`` vectors: more for larger graphs (measured, see the module)."""
-    return 96 if count < 100_000 else 128 if count < 400_000 else 192
+    return 64 if count < 100_000 else 96 if count < 400_000 else 128
 
 
 def layout_for(count: int, threshold: int, current: Layout | None = None) -> Layout:
@@ -101,7 +101,7 @@ def layout_for(count: int, threshold: int, current: Layout | None = None) -> Lay
         return Layout()
     if current is not None and current.kind == "hnsw":
         return replace(current, ef_search=ef_search_for(count))
-    return Layout("hnsw", m=32, ef_construction=80, ef_search=ef_search_for(count))
+    return Layout("hnsw", m=16, ef_construction=40, ef_search=ef_search_for(count))
 
 
 def _layout_of(index: faiss.Index) -> Layout | None:

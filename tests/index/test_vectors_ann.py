@@ -204,8 +204,8 @@ def test_byte_flips_across_an_hnsw_snapshot_are_caught(tmp_path: Path) -> None:
     [
         {"kind": "flat"},
         {"kind": "ivf"},
-        {"kind": "hnsw", "m": 32, "ef_construction": 80, "ef_search": 97},
-        {"kind": "hnsw", "m": "32", "ef_construction": 80, "ef_search": 96},
+        {"kind": "hnsw", "m": 16, "ef_construction": 40, "ef_search": 65},
+        {"kind": "hnsw", "m": "16", "ef_construction": 40, "ef_search": 64},
         {"kind": "hnsw"},
         [],
     ],
@@ -215,7 +215,7 @@ def test_a_sidecar_whose_layout_differs_from_the_snapshot_is_not_trusted(tmp_pat
     index = built(tmp_path, ids)
     index.save(1)
     meta = json.loads(index.meta_path.read_text())
-    assert meta["index"] == {"kind": "hnsw", "m": 32, "ef_construction": 80, "ef_search": 96}
+    assert meta["index"] == {"kind": "hnsw", "m": 16, "ef_construction": 40, "ef_search": 64}
     index.meta_path.write_text(json.dumps({**meta, "index": edit}))
     assert reopened(tmp_path, 1, ids) is None
 
