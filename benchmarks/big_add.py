@@ -12,9 +12,11 @@ questions a second arrive from members of both servers (each member asks less of
 
 A probe task sleeps 10 ms at a time on the event loop (shared by the bot and the fake) and records how late it
 wakes: the largest lateness is the longest any Discord event waited. Each interaction's acknowledgement time is
-from the moment the fake sent it to the bot's first response. Targets: largest stall < 100 ms, every interaction
-acknowledged < 500 ms, no errors. ``--trace-stalls SECONDS`` prints every thread's stack when the loop stalls
-longer (faulthandler's watchdog runs without the GIL, so it shows the thread that holds it).
+from the moment the fake sent it to the bot's first response. Before each upload a floor phase of questions alone
+(``--floor-seconds``) gives what the machine and the questions cost the loop without the big article. Targets:
+largest stall < 100 ms, every interaction acknowledged < 500 ms, no errors. ``--trace-stalls SECONDS`` prints
+every thread's stack when the loop stalls longer (faulthandler's watchdog runs without the GIL, so it shows the
+thread that holds it; a diagnostic only, it can crash the process).
 """
 
 from __future__ import annotations
@@ -122,9 +124,13 @@ class Asker:
 
 
 async def phase(
-    name: str, fake: Any, servers: list[Server], args: argparse.Namespace, send: Callable[[], Any]
+    name: str, fake: Any, servers: list[Server], args: argparse.Namespace, send: Callable[[], Any] | None
 ) -> Phase:
-    """Ask questions from a second before ``send()`` until its command (and every question) has its final reply."""
+    """Ask questions from a second before ``send()`` until its command (and every question) has its final reply.
+
+    Without ``send``, only ask for ``args.floor_seconds``: the floor, what questions alone (and the machine's other
+    processes) cost the event loop, measured in the same run.
+    """
     errors = ErrorRecords()
     logging.getLogger().addHandler(errors)
     known_errors = len(fake.errors) + len(fake.unknown)
@@ -135,15 +141,20 @@ async def phase(
     asking = asyncio.create_task(asker.run())
     await asyncio.sleep(1.0)
     began = time.perf_counter()
-    main = Command(name, await send())
-    with suppress(TimeoutError):
-        await fake.wait_until(lambda: finished(main), timeout=PHASE_DEADLINE)
+    if send is None:
+        await asyncio.sleep(args.floor_seconds)
+        commands = []
+    else:
+        main = Command(name, await send())
+        with suppress(TimeoutError):
+            await fake.wait_until(lambda: finished(main), timeout=PHASE_DEADLINE)
+        commands = [main]
     seconds = time.perf_counter() - began
     await asyncio.sleep(1.0)  # questions asked as the work ends
     asking.cancel()
     with suppress(asyncio.CancelledError):
         await asking
-    commands = [main, *asker.sent]
+    commands += asker.sent
     with suppress(TimeoutError):
         await fake.wait_until(lambda: all(finished(c) for c in commands), timeout=60)
     probing.cancel()
@@ -161,6 +172,7 @@ async def phase(
 
 
 async def run_format(args: argparse.Namespace, embedder: Embedder, kind: str) -> list[Phase]:
+    """A fresh data directory and bot: the floor, then the upload of the big article as ``kind``, then the rebuild."""
     articles = load_articles(args.squad)
     starting = args.servers * args.articles_per_server
     sections = [(title, text) for title, text, _ in articles[starting:]]
@@ -188,6 +200,7 @@ async def run_format(args: argparse.Namespace, embedder: Embedder, kind: str) ->
                 uploader, home = servers[0].owner, servers[0].channel_id
                 attachment = fake.add_attachment(f"digest.{kind}", data, CONTENT_TYPES[kind])
                 phases = [
+                    await phase("floor", fake, servers, args, None),
                     await phase(
                         f"add .{kind}",
                         fake,
@@ -196,9 +209,9 @@ async def run_format(args: argparse.Namespace, embedder: Embedder, kind: str) ->
                         lambda: fake.send_interaction(
                             "add file", {"attachment": attachment}, user_id=uploader["id"], channel_id=home
                         ),
-                    )
+                    ),
                 ]
-                if args.rebuild:
+                if args.rebuild and kind == args.formats[-1]:
                     phases.append(
                         await phase(
                             "rebuild",
@@ -222,7 +235,8 @@ def show(p: Phase) -> None:
     answers = [c.seconds for c in p.commands if c.kind == "ask" and c.seconds is not None and not c.outcome]
     unacked = sum(c.ack_seconds is None for c in p.commands)
     worst, p99 = max(p.lags) * 1000, _percentile(p.lags, 0.99) * 1000
-    print(f"-- {p.name}: {p.seconds:.1f} s, {len(p.commands) - 1} questions meanwhile, errors {p.errors}")
+    questions = sum(c.kind == "ask" for c in p.commands)
+    print(f"-- {p.name}: {p.seconds:.1f} s, {questions} questions meanwhile, errors {p.errors}")
     for note in p.notes:
         print(f"   {note}")
     print(
@@ -249,9 +263,14 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20, help="members asking, spread over the servers")
     parser.add_argument("--servers", type=int, default=2)
     parser.add_argument("--articles-per-server", type=int, default=4, help="articles each server starts with")
-    parser.add_argument("--rebuild", action="store_true", help="then /rebuild the big article's server")
+    parser.add_argument("--rebuild", action="store_true", help="after the last upload, /rebuild its server")
+    parser.add_argument("--floor-seconds", type=float, default=15.0, help="questions alone, before each upload")
     parser.add_argument(
-        "--trace-stalls", type=float, metavar="SECONDS", help="print every thread's stack when the loop stalls longer"
+        "--trace-stalls",
+        type=float,
+        metavar="SECONDS",
+        help="print every thread's stack when the loop stalls longer (a diagnostic: faulthandler reads the other "
+        "threads' frames without the GIL and can crash the process)",
     )
     args = parser.parse_args()
     logging.getLogger().setLevel(logging.WARNING)

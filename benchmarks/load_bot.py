@@ -108,7 +108,8 @@ class LoopProbe:
     """Sleep 10 ms at a time and record how much later than asked the loop woke us.
 
     With ``trace_after``, a stall longer than that prints every thread's stack (faulthandler's watchdog runs
-    without the GIL, so it also catches a thread that holds it): the way to find what blocks the loop.
+    without the GIL, so it also catches a thread that holds it), then the stall's length: the way to find what
+    blocks the loop. A diagnostic only: reading other threads' frames without the GIL can crash the process.
     """
 
     def __init__(self, interval: float = 0.01, trace_after: float | None = None) -> None:

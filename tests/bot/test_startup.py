@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import subprocess
@@ -12,13 +13,30 @@ from pathlib import Path
 import discord
 import pytest
 
-from bot.client import NewsQuoteBot
+from bot.client import NewsQuoteBot, load_model_in_background
+from index import Engine
 from tests.bot.conftest import StartBot
 from tests.bot.support import TOKEN, World, callback
 from tests.fakes.discord_server import MESSAGE_CONTENT_INTENT, FakeDiscord
 
 COMMANDS = {"ask", "add", "articles", "remove", "rebuild", "stats", "feed", "watch", "Add article"}
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_loading_the_model_freezes_the_start_up_heap_and_leaves_the_collector_as_it_was(
+    engine: Engine, collecting: bool
+) -> None:
+    """A full collection walks every tracked object with the GIL held: what start-up made is moved out of its reach."""
+    gc.unfreeze()
+    (gc.enable if collecting else gc.disable)()
+    try:
+        load_model_in_background(engine).join(timeout=30)
+        assert gc.get_freeze_count() > 0
+        assert gc.isenabled() is collecting
+    finally:
+        gc.unfreeze()
+        gc.enable()
 
 
 def clean_env(**extra: str) -> dict[str, str]:
