@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ from index.feedback import AnswerRecord, Quote, Votes
 from index.lexical import tokenize
 from index.models import Article, ExtractedArticle, Feed
 from index.retrieval import DENSE_CANDIDATES, LEXICAL_CANDIDATES, scoped_dense
-from index.storage import Retrieved, gather_passages
+from index.storage import Retrieved
 from index.store import ChunkRow, CollectionInfo, DuplicateArticle, NewPiece, Passages, SentenceRow, _quote
 
 MIGRATION_LOCK = 7_316_245_001  # pg_advisory_lock key: one process migrates at a time
@@ -34,6 +35,13 @@ INDEX_LOCK = 7_316_245_002  # likewise for creating a dimension's HNSW index
 FEED_LOCK = 7_316_245  # with a collection's hash: adding feeds to it takes turns
 # recall@10 of a small collection in a big table: 0.95-0.96 at 400, 0.91-0.93 at 100 (benchmarks/pg_recall.py)
 EF_SEARCH = 400
+# A collection holding most of the table needs no such margin: most of the graph's neighbours pass the filter.
+EF_SEARCH_MOST = 100
+MOST = 0.5  # a collection's share of all chunks from which EF_SEARCH_MOST is enough (benchmarks/pg_recall.py)
+# Word ranking scores every chunk its candidate words find. Past this many, the commonest of the question's words
+# stop bringing candidates (they still count in the scores): a chunk holding none of the rarer words is not
+# among the best by words anyway. Below it (every collection of up to 2,000 chunks) the ranking is exact.
+LEXICAL_SCAN_BUDGET = 2000
 
 # Numbered steps, applied in order, each once, recorded in schema_migrations. Never edit a released step.
 MIGRATIONS: list[str] = [
@@ -251,13 +259,19 @@ class PgStore:
             (name, model, dimension, chunks),
         )
 
-    def _ensure_index(self, dimension: int) -> None:
-        """Create the HNSW index for vectors of this many dimensions (HNSW needs a fixed dimension)."""
+    def _ensure_index(self, dimension: int, *, build_memory: str | None = None) -> None:
+        """Create the HNSW index for vectors of this many dimensions (HNSW needs a fixed dimension).
+
+        ``build_memory``: maintenance_work_mem for building it over many rows at once (a graph that fits is
+        built far faster).
+        """
         if dimension in self._indexed:
             return
         with psycopg.connect(self.conninfo, autocommit=True) as db:
             db.execute("SELECT pg_advisory_lock(%s)", (INDEX_LOCK,))
             try:
+                if build_memory:
+                    db.execute(f"SET maintenance_work_mem = '{build_memory}'")
                 db.execute(
                     f"CREATE INDEX IF NOT EXISTS chunks_hnsw_{dimension} ON chunks USING hnsw "
                     f"((embedding::vector({dimension})) vector_ip_ops) WHERE vector_dims(embedding) = {dimension}"
@@ -473,7 +487,40 @@ class PgStore:
         return [SentenceRow(r[0], r[1], r[2], r[3], np.frombuffer(r[4], dtype=np.float32)) for r in rows]
 
     def passages(self, collection: str, chunk_ids: Sequence[int]) -> Passages:
-        return gather_passages(self, collection, chunk_ids)
+        """Read what answering from these chunks needs in one snapshot, three queries on one connection.
+
+        Chunks of other collections, or whose article is gone, are left out.
+        """
+        if not chunk_ids:
+            return Passages({}, {}, {})
+        ids = [int(i) for i in chunk_ids]
+        with self.pool.connection() as db, db.transaction():
+            db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            chunk_rows = db.execute(
+                'SELECT id, article_id, start, "end" FROM chunks WHERE id = ANY(%s) AND collection = %s',
+                (ids, collection),
+            ).fetchall()
+            article_rows = db.execute(
+                f"SELECT {ARTICLE_COLUMNS}, a.text FROM articles a WHERE a.id = ANY(%s) AND a.collection = %s",
+                (sorted({int(r[1]) for r in chunk_rows}), collection),
+            ).fetchall()
+            sentence_rows = db.execute(
+                'SELECT c.id, s.id, s.article_id, s.start, s."end", s.vector FROM chunks c JOIN sentences s '
+                'ON s.article_id = c.article_id AND s.start < c."end" AND s."end" > c.start '
+                "WHERE c.id = ANY(%s) ORDER BY c.id, s.start",
+                (ids,),
+            ).fetchall()
+        articles = {int(r[0]): (self._article(r), str(r[-1])) for r in article_rows}
+        chunks = {int(r[0]): ChunkRow(*r) for r in chunk_rows if r[1] in articles}
+        sentences: dict[int, list[SentenceRow]] = {chunk_id: [] for chunk_id in chunks}
+        made: dict[int, SentenceRow] = {}  # chunks overlap: one row per sentence
+        for chunk_id, *r in sentence_rows:
+            if chunk_id in sentences:
+                sentence = made.get(r[0])
+                if sentence is None:
+                    sentence = made[r[0]] = SentenceRow(r[0], r[1], r[2], r[3], np.frombuffer(r[4], dtype=np.float32))
+                sentences[chunk_id].append(sentence)
+        return Passages(chunks, articles, sentences)
 
     def article_chunk_vectors(self, collection: str, article_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         return self._matrix(
@@ -525,12 +572,18 @@ class PgStore:
 
     def document_frequencies(self, collection: str, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
         """The number of chunks in a collection, and how many of them hold each of ``terms``."""
-        with self.pool.connection() as db:
-            documents = db.execute("SELECT chunks FROM collections WHERE name = %s", (collection,)).fetchone()
-            rows = db.execute(
-                "SELECT term, df FROM term_df WHERE collection = %s AND term = ANY(%s)", (collection, list(terms))
-            ).fetchall()
-        return int(documents[0]) if documents else 0, {str(t): int(df) for t, df in rows}
+        documents, _, df = self.term_statistics(collection, terms)
+        return documents, df
+
+    def term_statistics(self, collection: str, terms: Sequence[str]) -> tuple[int, int, dict[str, int]]:
+        """The chunks in a collection, in all collections, and how many of the collection's hold each of ``terms``."""
+        rows = self._query(
+            "SELECT NULL, c.chunks, (SELECT sum(chunks) FROM collections) FROM collections c WHERE c.name = %(c)s "
+            "UNION ALL SELECT term, df, NULL FROM term_df WHERE collection = %(c)s AND term = ANY(%(t)s)",
+            {"c": collection, "t": list(terms)},
+        )
+        totals = next((r for r in rows if r[0] is None), (None, 0, 0))
+        return int(totals[1]), int(totals[2] or 0), {str(r[0]): int(r[1]) for r in rows if r[0] is not None}
 
     # --- answers, votes, watched channels ---------------------------------------------------
 
@@ -793,17 +846,34 @@ class PgStore:
             )
 
 
+def candidate_terms(terms: Sequence[str], df: dict[str, int], budget: int = LEXICAL_SCAN_BUDGET) -> list[str]:
+    """The rarest of ``terms``, added while the chunks holding them (by ``df``) stay under ``budget``.
+
+    At least one word that some chunk holds is always chosen.
+    """
+    chosen: list[str] = []
+    found = 0
+    for term in sorted(terms, key=lambda t: (df.get(t, 0), t)):
+        if found and found + df.get(term, 0) > budget:
+            break
+        chosen.append(term)
+        found += df.get(term, 0)
+    return chosen
+
+
 class PgRetrieval:
     """Dense and lexical ranking in SQL: nothing in memory, so every process sees every other's writes at once."""
 
     def __init__(self, store: PgStore) -> None:
         self.store = store
+        # The dense and the word queries run at once, on two connections: PostgreSQL works on both together.
+        self._beside = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pg-dense")
 
     def search(
         self, collection: str, query: np.ndarray, query_tokens: list[str], scope: tuple[int, ...] | None
     ) -> Retrieved:
         terms = sorted(set(query_tokens))
-        documents, df = self.store.document_frequencies(collection, terms)
+        documents, everything, df = self.store.term_statistics(collection, terms)
 
         def idf(token: str) -> float:
             n = df.get(token)
@@ -813,21 +883,23 @@ class PgRetrieval:
 
         weights = {t: idf(t) for t in terms if df.get(t)}
         if scope is None:
-            dense = self._dense(collection, query)
-            lexical = self._lexical(collection, weights, None)
+            ef_search = EF_SEARCH_MOST if documents >= MOST * everything else EF_SEARCH
+            dense_later = self._beside.submit(self._dense, collection, query, ef_search)
+            lexical = self._lexical(collection, weights, None, df)
+            dense = dense_later.result()
         else:
             dense, _ = scoped_dense(self.store, collection, query, scope)
-            lexical = self._lexical(collection, weights, scope)
+            lexical = self._lexical(collection, weights, scope, df)
         return Retrieved(dense, lexical, idf)
 
-    def _dense(self, collection: str, query: np.ndarray) -> list[tuple[int, float]]:
+    def _dense(self, collection: str, query: np.ndarray, ef_search: int = EF_SEARCH) -> list[tuple[int, float]]:
         dimension = int(query.shape[0])
         cast = f"vector({dimension})"
         with self.store.pool.connection() as db, db.transaction():
             # Filtering by collection after an HNSW scan would find too few of a small collection's chunks;
             # the iterative scan keeps walking the graph until LIMIT rows pass the filter.
             db.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            db.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")
+            db.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
             rows = db.execute(
                 f"SELECT id, d FROM (SELECT id, embedding::{cast} <#> %(q)s::{cast} AS d FROM chunks "
                 f"WHERE collection = %(c)s AND vector_dims(embedding) = {dimension} "
@@ -837,14 +909,22 @@ class PgRetrieval:
         return [(int(r[0]), -float(r[1])) for r in rows]
 
     def _lexical(
-        self, collection: str, weights: dict[str, float], scope: tuple[int, ...] | None
+        self,
+        collection: str,
+        weights: dict[str, float],
+        scope: tuple[int, ...] | None,
+        df: dict[str, int] | None = None,
     ) -> list[tuple[int, float]]:
-        """Chunks holding any of the words, by the sum over words of idf x ts_rank (length-normalized frequency)."""
+        """Chunks holding any of the words, by the sum over words of idf x ts_rank (length-normalized frequency).
+
+        Candidates come from the rarest words, up to ``LEXICAL_SCAN_BUDGET`` chunks (a scope is small already).
+        """
         if not weights:
             return []
         terms = list(weights)
+        finders = candidate_terms(terms, df or {}, LEXICAL_SCAN_BUDGET) if scope is None else terms
         score = " + ".join(f"%(w{n})s * ts_rank(terms, %(t{n})s::tsquery, 1)" for n in range(len(terms)))
-        params: dict[str, Any] = {"c": collection, "any": " | ".join(map(_lexeme, terms)), "k": LEXICAL_CANDIDATES}
+        params: dict[str, Any] = {"c": collection, "any": " | ".join(map(_lexeme, finders)), "k": LEXICAL_CANDIDATES}
         for n, t in enumerate(terms):
             params[f"w{n}"], params[f"t{n}"] = weights[t], _lexeme(t)
         where = "collection = %(c)s AND terms @@ %(any)s::tsquery"

@@ -224,3 +224,20 @@ def test_migrate_copies_an_embedded_directory_once_keeping_ids(
         assert target.stats("other").articles == 1
     finally:
         target.close()
+
+
+@pytest.mark.parametrize(
+    ("df", "budget", "expected"),
+    [
+        ({"rare": 10, "mid": 900, "common": 5000}, 2000, ["rare", "mid"]),
+        ({"rare": 10, "mid": 900, "common": 5000}, 10_000, ["rare", "mid", "common"]),
+        ({"alone": 3000, "more": 4000}, 2000, ["alone"]),  # at least one word always finds candidates
+        ({"nowhere": 0, "mid": 900}, 100, ["nowhere", "mid"]),
+    ],
+)
+def test_word_candidates_come_from_the_rarest_words_within_the_budget(
+    df: dict[str, int], budget: int, expected: list[str]
+) -> None:
+    from index.pg_store import candidate_terms
+
+    assert candidate_terms(list(df), df, budget) == expected
