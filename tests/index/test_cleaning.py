@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
 
+from index import cleaning
 from index.cleaning import clean_boilerplate
 from index.service import Engine
 from index.settings import Settings
@@ -168,3 +170,36 @@ def test_a_page_of_too_many_tags_is_refused_before_parsing(settings: Settings) -
 
     with pytest.raises(TooLargeError, match="tags"):
         from_html(page, settings)
+
+
+CLUTTER_PIECES = [
+    "Read more: Why the harbour froze",
+    "open image in gallery Crowds at the gate (Getty Images)",
+    "Advertisement",
+    "Related: Markets fall again",
+    "Share this article",
+    "Sign up to our daily newsletter for the best stories.",
+    "LONDON (Reuters) - The bank said",
+    "The minister arrives (Photo: Jane Doe/AP)",
+    "Supporters cheer. A view of the stadium (AFP via Getty Images) The match began.",
+]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_long_texts_are_cleaned_window_by_window_exactly_as_in_one_pass(seed: int) -> None:
+    # One pass over a whole long text held the GIL for all of it (stalling the bot's event loop): windows must
+    # find exactly the same clutter, wherever it falls against their edges.
+    rng = random.Random(seed)
+    story = [p for article in ALL_ARTICLES for p in article.split("\n\n")]
+    paragraphs = []
+    for _ in range(300):
+        words = rng.choice(story).split(" ")
+        words.insert(rng.randrange(len(words) + 1), rng.choice(CLUTTER_PIECES))
+        paragraphs.append(" ".join(words))
+    text = clean_text(("\n\n" if seed % 2 else " ").join(paragraphs))
+    assert len(text) > 5 * cleaning.WINDOW_CHARS
+    patterns = [cleaning._LINK_LINE, cleaning._INLINE_LINK, cleaning._GALLERY, cleaning._MARKERS]
+    for pattern in patterns:
+        assert cleaning._sub(pattern, "\n\n", text) == pattern.sub("\n\n", text)
+    caption = cleaning._INLINE_CAPTION
+    assert cleaning._sub(caption, cleaning._drop_caption, text) == caption.sub(cleaning._drop_caption, text)
