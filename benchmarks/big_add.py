@@ -84,7 +84,7 @@ class Phase:
     """What one phase (an upload or a rebuild, with questions all along) measured."""
 
     name: str
-    lags: list[float]
+    probe: LoopProbe
     commands: list[Command]
     errors: int
     seconds: float = 0.0
@@ -164,7 +164,7 @@ async def phase(
     logging.getLogger().removeHandler(errors)
     settle(fake, commands)
     failed = [c for c in commands if c.done_at is None or c.outcome]
-    result = Phase(name, probe.lags, commands, len(failed) + len(errors.records), seconds, collector.describe())
+    result = Phase(name, probe, commands, len(failed) + len(errors.records), seconds, collector.describe())
     result.errors += len(fake.errors) + len(fake.unknown) - known_errors
     result.notes += [f"/{c.kind}: {c.outcome or 'no reply'}" for c in failed[:5]]
     result.notes += [f"log: {r.name}: {r.getMessage()}" for r in errors.records[:5]]
@@ -234,13 +234,13 @@ def show(p: Phase) -> None:
     acks = [c.ack_seconds for c in p.commands if c.ack_seconds is not None]
     answers = [c.seconds for c in p.commands if c.kind == "ask" and c.seconds is not None and not c.outcome]
     unacked = sum(c.ack_seconds is None for c in p.commands)
-    worst, p99 = max(p.lags) * 1000, _percentile(p.lags, 0.99) * 1000
+    worst, p99 = max(p.probe.lags) * 1000, _percentile(p.probe.lags, 0.99) * 1000
     questions = sum(c.kind == "ask" for c in p.commands)
     print(f"-- {p.name}: {p.seconds:.1f} s, {questions} questions meanwhile, errors {p.errors}")
     for note in p.notes:
         print(f"   {note}")
     print(
-        f"   largest event-loop stall {worst:.0f} ms (p99 {p99:.0f} ms, {sum(x >= STALL_TARGET for x in p.lags)} "
+        f"   largest event-loop stall {worst:.0f} ms (p99 {p99:.0f} ms, {sum(x >= STALL_TARGET for x in p.probe.lags)} "
         f"stalls >= {STALL_TARGET * 1000:.0f} ms); target < {STALL_TARGET * 1000:.0f} ms: "
         f"{'met' if worst < STALL_TARGET * 1000 else 'NOT met'}"
     )
@@ -250,6 +250,8 @@ def show(p: Phase) -> None:
         f"{unacked} never; target < {ACK_TARGET * 1000:.0f} ms: "
         f"{'met' if not unacked and max(acks) < ACK_TARGET else 'NOT met'}"
     )
+    _, starved = p.probe.starved(STALL_TARGET)
+    print(f"   of the stalls >= {STALL_TARGET * 1000:.0f} ms, {starved} with this process mostly off the CPUs")
     print(f"   garbage collection: {p.collections}")
     if answers:
         print(f"   /ask answered p50 / max {statistics.median(answers):.2f} / {max(answers):.2f} s")
@@ -286,7 +288,7 @@ def main() -> None:
     for p in phases:
         acks = [c.ack_seconds for c in p.commands if c.ack_seconds is not None]
         print(
-            f"  {p.name:<10} {p.seconds:6.1f} s   largest stall {max(p.lags) * 1000:4.0f} ms   "
+            f"  {p.name:<10} {p.seconds:6.1f} s   largest stall {max(p.probe.lags) * 1000:4.0f} ms   "
             f"slowest first response {max(acks) * 1000:4.0f} ms   errors {p.errors}"
         )
 

@@ -116,15 +116,26 @@ class LoopProbe:
         self.interval = interval
         self.trace_after = trace_after
         self.lags: list[float] = []
+        self.cpu: list[float] = []  # CPU seconds this process (all its threads) used during each sleep
+
+    def starved(self, longer_than: float) -> tuple[int, int]:
+        """Stalls longer than ``longer_than``, and how many of them this process spent mostly off the CPUs.
+
+        A thread holding the GIL runs on a CPU all through the stall it causes; a stall during which the process
+        used under half a CPU was mostly the machine's other processes holding the cores.
+        """
+        stalls = [(lag, cpu) for lag, cpu in zip(self.lags, self.cpu, strict=True) if lag >= longer_than]
+        return len(stalls), sum(cpu < 0.5 * (lag + self.interval) for lag, cpu in stalls)
 
     async def run(self) -> None:
         try:
             while True:
                 if self.trace_after:
                     faulthandler.dump_traceback_later(self.interval + self.trace_after)
-                began = time.perf_counter()
+                began, cpu = time.perf_counter(), time.process_time()
                 await asyncio.sleep(self.interval)
                 lag = time.perf_counter() - began - self.interval
+                self.cpu.append(time.process_time() - cpu)
                 self.lags.append(lag)
                 if self.trace_after and lag > self.trace_after:  # says how long the stall just dumped lasted
                     print(f"^ stall of {lag * 1000:.0f} ms", file=sys.stderr, flush=True)
@@ -301,7 +312,7 @@ async def drive(args: argparse.Namespace, engine: Engine) -> None:
         await connection
 
     logging.getLogger().removeHandler(errors)
-    report(engine.settings.model, commands, errors.records, probe.lags, fake)
+    report(engine.settings.model, commands, errors.records, probe, fake)
     print(f"garbage collection                    {collector.describe()}")
 
 
@@ -318,7 +329,7 @@ def report(
     model: str,
     commands: list[Command],
     error_records: list[logging.LogRecord],
-    lags: list[float],
+    probe: LoopProbe,
     fake: FakeDiscord,
 ) -> None:
     failed = [c for c in commands if c.done_at is None or c.outcome]
@@ -353,8 +364,10 @@ def report(
         print(f"/add file time p50 / max              {median:.1f} / {max(adds):.1f} s   ({len(adds)} added)")
     if rebuilds:
         print(f"/rebuild time                         {rebuilds[0]:.1f} s")
-    worst, p99 = max(lags) * 1000, _percentile(lags, 0.99) * 1000
+    worst, p99 = max(probe.lags) * 1000, _percentile(probe.lags, 0.99) * 1000
     print(f"largest event-loop stall              {worst:.0f} ms   (p99 {p99:.0f} ms)")
+    stalls, starved = probe.starved(0.1)
+    print(f"stalls >= 100 ms                      {stalls}, {starved} of them with this process mostly off the CPUs")
 
 
 def main() -> None:
