@@ -35,12 +35,9 @@ INDEX_LOCK = 7_316_245_002  # likewise for creating a dimension's HNSW index
 FEED_LOCK = 7_316_245  # with a collection's hash: adding feeds to it takes turns
 # recall@10 of a small collection in a big table: 0.95-0.96 at 400, 0.91-0.93 at 100 (benchmarks/pg_recall.py)
 EF_SEARCH = 400
-# A collection holding most of the table needs no such margin: most of the graph's neighbours pass the filter.
-EF_SEARCH_MOST = 100
-MOST = 0.5  # a collection's share of all chunks from which EF_SEARCH_MOST is enough (benchmarks/pg_recall.py)
 # Word ranking scores every chunk its candidate words find. Past this many, the commonest of the question's words
 # stop bringing candidates (they still count in the scores): a chunk holding none of the rarer words is not
-# among the best by words anyway. Below it (every collection of up to 2,000 chunks) the ranking is exact.
+# among the best by words anyway. In a collection of at most this many chunks the ranking is exact.
 LEXICAL_SCAN_BUDGET = 2000
 
 # Numbered steps, applied in order, each once, recorded in schema_migrations. Never edit a released step.
@@ -571,19 +568,14 @@ class PgStore:
         return int(row[0]) + int(row[1]) + int(row[2])
 
     def document_frequencies(self, collection: str, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
-        """The number of chunks in a collection, and how many of them hold each of ``terms``."""
-        documents, _, df = self.term_statistics(collection, terms)
-        return documents, df
-
-    def term_statistics(self, collection: str, terms: Sequence[str]) -> tuple[int, int, dict[str, int]]:
-        """The chunks in a collection, in all collections, and how many of the collection's hold each of ``terms``."""
+        """The number of chunks in a collection, and how many of them hold each of ``terms`` (one query)."""
         rows = self._query(
-            "SELECT NULL, c.chunks, (SELECT sum(chunks) FROM collections) FROM collections c WHERE c.name = %(c)s "
-            "UNION ALL SELECT term, df, NULL FROM term_df WHERE collection = %(c)s AND term = ANY(%(t)s)",
+            "SELECT NULL, chunks FROM collections WHERE name = %(c)s "
+            "UNION ALL SELECT term, df FROM term_df WHERE collection = %(c)s AND term = ANY(%(t)s)",
             {"c": collection, "t": list(terms)},
         )
-        totals = next((r for r in rows if r[0] is None), (None, 0, 0))
-        return int(totals[1]), int(totals[2] or 0), {str(r[0]): int(r[1]) for r in rows if r[0] is not None}
+        documents = next((int(r[1]) for r in rows if r[0] is None), 0)
+        return documents, {str(r[0]): int(r[1]) for r in rows if r[0] is not None}
 
     # --- answers, votes, watched channels ---------------------------------------------------
 
@@ -873,7 +865,7 @@ class PgRetrieval:
         self, collection: str, query: np.ndarray, query_tokens: list[str], scope: tuple[int, ...] | None
     ) -> Retrieved:
         terms = sorted(set(query_tokens))
-        documents, everything, df = self.store.term_statistics(collection, terms)
+        documents, df = self.store.document_frequencies(collection, terms)
 
         def idf(token: str) -> float:
             n = df.get(token)
@@ -883,13 +875,12 @@ class PgRetrieval:
 
         weights = {t: idf(t) for t in terms if df.get(t)}
         if scope is None:
-            ef_search = EF_SEARCH_MOST if documents >= MOST * everything else EF_SEARCH
-            dense_later = self._beside.submit(self._dense, collection, query, ef_search)
-            lexical = self._lexical(collection, weights, None, df)
+            dense_later = self._beside.submit(self._dense, collection, query)
+            lexical = self._lexical(collection, weights, None, df if documents > LEXICAL_SCAN_BUDGET else None)
             dense = dense_later.result()
         else:
             dense, _ = scoped_dense(self.store, collection, query, scope)
-            lexical = self._lexical(collection, weights, scope, df)
+            lexical = self._lexical(collection, weights, scope)
         return Retrieved(dense, lexical, idf)
 
     def _dense(self, collection: str, query: np.ndarray, ef_search: int = EF_SEARCH) -> list[tuple[int, float]]:
@@ -917,12 +908,13 @@ class PgRetrieval:
     ) -> list[tuple[int, float]]:
         """Chunks holding any of the words, by the sum over words of idf x ts_rank (length-normalized frequency).
 
-        Candidates come from the rarest words, up to ``LEXICAL_SCAN_BUDGET`` chunks (a scope is small already).
+        ``df``: the words' document frequencies, given for a collection bigger than ``LEXICAL_SCAN_BUDGET``; the
+        candidates then come from the rarest words, up to that many chunks. Else every chunk holding a word counts.
         """
         if not weights:
             return []
         terms = list(weights)
-        finders = candidate_terms(terms, df or {}, LEXICAL_SCAN_BUDGET) if scope is None else terms
+        finders = terms if df is None else candidate_terms(terms, df, LEXICAL_SCAN_BUDGET)
         score = " + ".join(f"%(w{n})s * ts_rank(terms, %(t{n})s::tsquery, 1)" for n in range(len(terms)))
         params: dict[str, Any] = {"c": collection, "any": " | ".join(map(_lexeme, finders)), "k": LEXICAL_CANDIDATES}
         for n, t in enumerate(terms):
