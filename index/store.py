@@ -3,7 +3,8 @@
 Damage is never served. Opening checks the file's header (what SQLite would misread or refuse to write), the
 tables' definitions and ``PRAGMA integrity_check`` (once per process: about 0.2 s per 100 MB); afterwards,
 SQLite's own corruption errors and rows whose contents no longer match the checksum stored with them raise
-:class:`DatabaseDamagedError` too. Nothing is written to a database once it is known to be damaged. Opening
+:class:`DatabaseDamagedError` too (a row read again exactly as it was verified is compared, not hashed again: any
+change to it is still caught). Nothing is written to a database once it is known to be damaged. Opening
 waits for other processes instead of failing.
 """
 

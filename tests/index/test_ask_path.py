@@ -1,0 +1,106 @@
+"""The ask path's shortcuts: rows verified once per process, one read for an answer's passages, BM25 two ways."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import faiss
+import pytest
+
+from index import lexical, store
+from index.errors import DatabaseDamagedError
+from index.lexical import LexicalIndex, tokenize
+from index.retrieval import one_thread
+from index.service import Engine
+from index.settings import Settings
+from tests.fakes.embedder import HashEmbedder
+from tests.index.articles import BAKERY_STRIKE, LIBRARY_HOURS, PHONE_CALL
+
+QUESTION = "who claimed the call happened?"
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Iterator[Engine]:
+    engine = Engine(Settings(_env_file=None, data_dir=tmp_path / "data"), embedder=HashEmbedder())  # type: ignore[call-arg]
+    engine.add_text(PHONE_CALL)
+    engine.add_text(BAKERY_STRIKE)
+    engine.add_text(LIBRARY_HOURS, "other")
+    yield engine
+    engine.close()
+
+
+def test_rows_verified_once_are_not_hashed_again(library: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = library.ask(QUESTION)
+    hashed: list[str] = []
+    digest = store._digest
+
+    def counted(table: str, values: Sequence[object]) -> bytes:
+        hashed.append(table)
+        return digest(table, values)
+
+    monkeypatch.setattr(store, "_digest", counted)
+    again = library.ask(QUESTION)
+    assert again.results == first.results
+    assert hashed == []
+
+
+def test_a_row_damaged_after_it_was_verified_is_still_caught(library: Engine) -> None:
+    quoted = library.ask(QUESTION).results[0]
+    sentence = library.store.sentences(quoted.article_id, quoted.start, quoted.end)[0]
+    damaged = bytearray(sentence.vector.tobytes())
+    damaged[next(i for i, b in enumerate(damaged) if b)] ^= 0x40
+    with sqlite3.connect(library.settings.db_path) as db:  # another connection, as a disk or a person would
+        db.execute("UPDATE sentences SET vector = ? WHERE id = ?", (bytes(damaged), sentence.id))
+    with pytest.raises(DatabaseDamagedError, match=f"sentence #{sentence.id}'s vector"):
+        library.ask(QUESTION)
+
+
+def test_passages_hold_only_the_collection_s_chunks_and_the_sentences_inside_them(library: Engine) -> None:
+    mine, _ = library.store.chunk_texts("default")
+    theirs, _ = library.store.chunk_texts("other")
+    found = library.store.passages("default", [*theirs, *mine, 10**9])
+    assert sorted(found.chunks) == sorted(mine)
+    assert {row.article_id for row in found.chunks.values()} == set(found.articles)
+    for chunk_id, row in found.chunks.items():
+        sentences = found.sentences[chunk_id]
+        assert sentences, "every chunk has sentences"
+        assert [s.start for s in sentences] == sorted(s.start for s in sentences)
+        assert all(s.start < row.end and s.end > row.start and s.article_id == row.article_id for s in sentences)
+        alone = library.store.sentences(row.article_id, row.start, row.end)
+        assert [(s.id, s.start, s.end, s.vector.tobytes()) for s in sentences] == [
+            (s.id, s.start, s.end, s.vector.tobytes()) for s in alone
+        ]
+
+
+TEXTS = [
+    "The harbour ferry leaves every twenty minutes.",
+    "The harbour ferry leaves every twenty minutes.",  # a tie: the chunk indexed first ranks first
+    "Evening crossings end at eleven; the ferry operator said so.",
+    "Season tickets keep their price until the end of the year.",
+    "Bakery workers walked out over night shifts.",
+    "The library opens on Sundays from May.",
+    "",
+]
+
+
+@pytest.mark.parametrize("query", ["harbour ferry", "ferry", "season tickets price", "sundays library ferry", "zzz"])
+def test_bm25_ranks_the_same_scoring_only_matching_chunks_or_all(monkeypatch: pytest.MonkeyPatch, query: str) -> None:
+    index = LexicalIndex.from_texts([10 + n for n in range(len(TEXTS))], TEXTS)
+    index.changed(removed=[12])
+    rankings = []
+    for share in (0, 10**9):  # every query scores only its chunks; every query scores all chunks
+        monkeypatch.setattr(lexical, "SPARSE_SHARE", share)
+        rankings.append(index.search(tokenize(query), 3))
+    assert rankings[0] == rankings[1]
+    assert all(chunk_id != 12 for chunk_id, _ in rankings[0])
+    if query == "harbour ferry":
+        assert [chunk_id for chunk_id, _ in rankings[0][:2]] == [10, 11]
+
+
+def test_one_thread_gives_the_thread_back_its_setting() -> None:
+    before = faiss.omp_get_max_threads()
+    with one_thread():
+        assert faiss.omp_get_max_threads() == 1
+    assert faiss.omp_get_max_threads() == before
