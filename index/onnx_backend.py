@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import tempfile
-import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from index.embedding import SpanList, length_order, pool_spans, resolve_model_path
+from index.embedding import FairLock, SpanList, length_order, pool_spans, resolve_model_path
 from index.errors import ModelLoadError
 
 EXPORT_FORMAT = 1
@@ -205,7 +204,7 @@ class OnnxEmbedder:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(self._max_length)
         self._wanted = {i.name for i in self._session.get_inputs()}
-        self._lock = threading.Lock()
+        self._lock = FairLock()
 
     def encode(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
