@@ -158,11 +158,26 @@ def central_chunks(chunks: Sequence[Chunk], spans: Sequence[Span]) -> list[int]:
     return owners
 
 
+# How much of its chunk's vector a pooled sentence vector takes in (both unit vectors, the sum normalized): the
+# sentence keeps its own words and leans toward what its chunk is about. XQuAD excerpt hit@1 / hit@3 on torch by
+# weight: 0: 86.7 / 96.6, 0.1: 87.0 / 96.8, 0.2: 87.1 / 96.9, 0.3: 87.1 / 97.0, 0.4: 87.1 / 97.0, 0.5: 87.0 / 97.1
+# (separate sentences: 87.2 / 95.7). Pooling over 8 neighbouring tokens on each side instead lost 0.5 of hit@1,
+# the mean over every chunk holding the sentence 0.1.
+CHUNK_WEIGHT = 0.3
+
+
 def encode_pooled(
-    embedder: PoolingEmbedder, text: str, chunks: Sequence[Chunk], spans: Sequence[Span], batch_size: int = 16
+    embedder: PoolingEmbedder,
+    text: str,
+    chunks: Sequence[Chunk],
+    spans: Sequence[Span],
+    batch_size: int = 16,
+    *,
+    chunk_weight: float = CHUNK_WEIGHT,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Encode the chunks once and take each sentence's vector from the token vectors of the chunk where it is most
-    central; a sentence no chunk's tokens reach is encoded on its own."""
+    central, plus ``chunk_weight`` times that chunk's vector; a sentence no chunk's tokens reach is encoded on its
+    own."""
     owners = central_chunks(chunks, spans)
     local: list[list[tuple[int, int]]] = [[] for _ in chunks]
     slots: list[tuple[int, int]] = []
@@ -175,8 +190,9 @@ def encode_pooled(
     chunk_vectors, pooled = embedder.encode_spans([c.text for c in chunks], local, batch_size)
     sentences = np.zeros((len(spans), embedder.dimension), dtype=np.float32)
     for row, (owner, slot) in enumerate(slots):
-        if owner >= 0:
-            sentences[row] = pooled[owner][slot]
+        if owner >= 0 and np.any(pooled[owner][slot]):
+            mixed = pooled[owner][slot] + chunk_weight * chunk_vectors[owner]
+            sentences[row] = mixed / np.linalg.norm(mixed)
     missing = [int(i) for i in np.flatnonzero(~np.any(sentences, axis=1))]
     if missing:
         sentences[missing] = embedder.encode([text[spans[i].start : spans[i].end] for i in missing], batch_size)

@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.embedding import SentenceTransformerEmbedder, SpanList, central_chunks, encode_pooled, pool_spans
+from index.embedding import (
+    CHUNK_WEIGHT,
+    SentenceTransformerEmbedder,
+    SpanList,
+    central_chunks,
+    encode_pooled,
+    pool_spans,
+)
 from index.models import Chunk, Span
 from index.onnx_backend import EXPORT_FORMAT, OnnxEmbedder, _fingerprint, ensure_export, export_dir
 from index.service import Engine
@@ -82,9 +89,21 @@ def test_pooled_sentence_vectors_come_from_their_own_text(settings: Settings) ->
     engine = Engine(settings.model_copy(update={"chunk_tokens": 40, "chunk_overlap_tokens": 15}), embedder)
     chunks, spans = engine._split(PHONE_CALL)
     assert len(chunks) > 2
-    chunk_vectors, sentence_vectors = encode_pooled(embedder, PHONE_CALL, chunks, spans)
-    np.testing.assert_allclose(sentence_vectors, embedder.encode([PHONE_CALL[s.start : s.end] for s in spans]))
+    chunk_vectors, sentence_vectors = encode_pooled(embedder, PHONE_CALL, chunks, spans, chunk_weight=0.0)
+    own = embedder.encode([PHONE_CALL[s.start : s.end] for s in spans])
+    np.testing.assert_allclose(sentence_vectors, own, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(chunk_vectors, embedder.encode([c.text for c in chunks]))
+    engine.close()
+
+
+def test_a_pooled_sentence_vector_takes_in_a_share_of_its_central_chunks_vector(settings: Settings) -> None:
+    embedder = SpanHashEmbedder()
+    engine = Engine(settings.model_copy(update={"chunk_tokens": 40, "chunk_overlap_tokens": 15}), embedder)
+    chunks, spans = engine._split(PHONE_CALL)
+    chunk_vectors, sentence_vectors = encode_pooled(embedder, PHONE_CALL, chunks, spans)
+    own = embedder.encode([PHONE_CALL[s.start : s.end] for s in spans])
+    expected = own + CHUNK_WEIGHT * chunk_vectors[central_chunks(chunks, spans)]
+    np.testing.assert_allclose(sentence_vectors, expected / np.linalg.norm(expected, axis=1, keepdims=True), rtol=1e-5)
     engine.close()
 
 
