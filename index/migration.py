@@ -1,4 +1,4 @@
-"""Copy an embedded data directory (SQLite) into PostgreSQL, vectors included: nothing is embedded again.
+"""Copy an embedded data directory (SQLite) into PostgreSQL, vectors and feeds included: nothing is embedded again.
 
 Idempotent: an article already in PostgreSQL (same collection and URL or text) is skipped, so a copy that
 stopped half-way is finished by running it again. Article ids are kept where PostgreSQL has not used them.
@@ -69,5 +69,53 @@ def copy_to_postgresql(
                 skipped += 1
             if progress:
                 progress(name, done, len(articles))
+        copy_feeds(store, target, name)
     target.after_copy()
     return CopyResult(len(names), copied, skipped)
+
+
+def copy_feeds(store: Store, target: PgStore, collection: str) -> None:
+    """Copy a collection's feeds, where their polling stands, and every entry seen (of feeds followed or not).
+
+    The entries seen are what keeps an article removed on purpose from coming back with the next poll.
+    """
+    for feed in store.feeds(collection):
+        canonical = sources.canonical_url(feed.url)
+        copied, _ = target.add_feed(
+            collection,
+            feed.url,
+            canonical,
+            title=feed.title,
+            added_by=feed.added_by,
+            notify=feed.notify,
+            now=feed.added_at,
+            limit=len(store.feeds(collection)) + len(target.feeds(collection)),
+        )
+        target.update_feed(
+            collection,
+            copied.id,
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            last_ok=feed.last_ok,
+            last_error=feed.last_error,
+            failures=feed.failures,
+            next_poll=feed.next_poll,
+            pending=feed.pending,
+        )
+    entries = store._query(
+        "SELECT feed_url, entry_key, link, outcome, article_id, error, attempts, seen_at FROM feed_entries "
+        "WHERE collection = ? ORDER BY feed_url, entry_key",
+        (collection,),
+    )
+    for feed_url, key, link, outcome, article_id, error, attempts, seen_at in entries:
+        target.record_entry(
+            collection,
+            feed_url,
+            key,
+            link=link,
+            outcome=outcome,
+            article_id=article_id,
+            error=error,
+            attempts=attempts,
+            now=seen_at,
+        )

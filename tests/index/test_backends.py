@@ -241,3 +241,41 @@ def test_word_candidates_come_from_the_rarest_words_within_the_budget(
     from index.pg_store import candidate_terms
 
     assert candidate_terms(list(df), df, budget) == expected
+
+
+def test_migrate_copies_feeds_and_the_entries_seen(postgres_server: str, tmp_path: Path) -> None:
+    """Following a feed again after migrating must not bring back what was removed before it."""
+    embedded = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
+    source = Engine(embedded, embedder=HashEmbedder())
+    source.add_text(LIBRARY_HOURS, "news")
+    feed, _ = source.store.add_feed(
+        "news", "https://example.com/feed.xml", "https://example.com/feed.xml",
+        title="Harbour news", added_by="42", notify="900", now="2024-01-01T00:00:00+00:00", limit=3,
+    )  # fmt: skip
+    source.store.update_feed("news", feed.id, etag='"v1"', failures=2, next_poll="2024-01-02T00:00:00+00:00")
+    for key, outcome in (("urn:1", "added"), ("urn:2", "failed")):
+        source.store.record_entry(
+            "news", "https://example.com/feed.xml", key, link=f"https://example.com/{key}", outcome=outcome,
+            article_id=None, error=None, attempts=1, now="2024-01-01T00:00:00+00:00",
+        )  # fmt: skip
+    source.close()
+    url = fresh_database(postgres_server)
+    target_settings = embedded.model_copy(update={"database_url": url})
+
+    from index.__main__ import main
+
+    assert main(["--data-dir", str(embedded.data_dir), "migrate", "--to", url]) == 0
+    assert main(["--data-dir", str(embedded.data_dir), "migrate", "--to", url]) == 0  # again: nothing doubled
+    target = Engine(target_settings, embedder=HashEmbedder())
+    try:
+        [copied] = target.feeds("news")
+        seen = target.store.seen_entries("news", "https://example.com/feed.xml")
+    finally:
+        target.close()
+
+    assert (copied.url, copied.title, copied.notify, copied.added_by) == (feed.url, "Harbour news", "900", "42")
+    assert (copied.etag, copied.failures, copied.next_poll, copied.added) == ('"v1"', 2, "2024-01-02T00:00:00+00:00", 1)
+    assert seen == {
+        "urn:1": ("https://example.com/urn:1", "added", 1),
+        "urn:2": ("https://example.com/urn:2", "failed", 1),
+    }
