@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from index import markdown
-from index.cleaning import clean_boilerplate
 from index.decoding import binary_kind, decode
 from index.errors import (
     BlockedAddressError,
@@ -139,6 +138,8 @@ def _reads_like_headline(line: str) -> bool:
         return False
     if line.endswith((".", ",", ";", ":")) or re.search(r"[.!?][\"”’']?\s+[A-Z“\"]", line):
         return False  # a sentence, or several: the start of the story, not its headline
+    from index.cleaning import clean_boilerplate  # here: its patterns take a while to compile, and asking needs none
+
     return clean_boilerplate(line) == line
 
 
@@ -235,6 +236,8 @@ def from_text(
 
     The title defaults to the first line when it is a headline (see ``title_from_text``).
     """
+    from index.cleaning import clean_boilerplate
+
     if source == "markdown":
         text = markdown_to_text(text)
     text = clean_boilerplate(clean_text(text))
