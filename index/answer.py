@@ -92,11 +92,12 @@ _DATE = re.compile(
     rf"|\b(?:{_TIME_WORDS})\b|\d",
     re.I,
 )
-# Without a digit, _NUMBER and _DATE match only these words (lower-cased), whole: in ASCII text, a sentence without
-# a digit and without any of them has neither, which is cheaper to see than to ask the patterns.
+# The words (lower-cased, whole) that _NUMBER and _DATE can match. In ASCII text without any of them, only their
+# digit alternatives can match, in the same order: these shorter patterns find the same, much faster.
 _NUMBER_KEYS = frozenset(_NUMBER_WORDS.split("|"))
-_DATE_KEYS = frozenset(f"{_MONTHS}|{_DAYS}|{_TIME_WORDS}".replace("Sept?", "Sep|Sept").lower().split("|"))
-_DIGIT = re.compile(r"\d")
+_DATE_KEYS = frozenset(f"{_MONTHS}|{_DAYS}|{_TIME_WORDS}|millennium".replace("Sept?", "Sep|Sept").lower().split("|"))
+_NUMBER_DIGITS = re.compile(r"\d(?:[\d,.]*\d)?", re.I)
+_DATE_DIGITS = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})s?\b|\d", re.I)
 _ASCII_WORD = re.compile(r"[a-z]+")
 # A person: a title and a name, or two to four capitalized words none of which names a kind of place or body.
 _TITLES = (
@@ -170,19 +171,17 @@ def traits(sentence: str, line_start: bool, line_end: bool, first: bool = False)
     """
     names = has_name(sentence)
     persons, groups = _name_runs(sentence)
-    words = set(_ASCII_WORD.findall(sentence.lower())) if sentence.isascii() and not _DIGIT.search(sentence) else None
+    words = set(_ASCII_WORD.findall(sentence.lower())) if sentence.isascii() else None
+    number = _NUMBER_DIGITS if words is not None and words.isdisjoint(_NUMBER_KEYS) else _NUMBER
+    date = _DATE_DIGITS if words is not None and words.isdisjoint(_DATE_KEYS) else _DATE
     return Traits(
         dangling=bool(_PERSON_PRONOUN.search(sentence)) and not names,
         heading=line_start and line_end and (first or not _CLOSED.search(sentence)) and len(sentence) < 150,
         names=names,
         persons=frozenset(persons),
         groups=frozenset(groups),
-        numbers=frozenset()
-        if words is not None and words.isdisjoint(_NUMBER_KEYS)
-        else frozenset(m.group().lower() for m in _NUMBER.finditer(sentence)),
-        dates=frozenset()
-        if words is not None and words.isdisjoint(_DATE_KEYS)
-        else frozenset(m.group().lower() for m in _DATE.finditer(sentence)),
+        numbers=frozenset(m.group().lower() for m in number.finditer(sentence)),
+        dates=frozenset(m.group().lower() for m in date.finditer(sentence)),
     )
 
 
