@@ -251,7 +251,10 @@ def show(p: Phase) -> None:
         f"{'met' if not unacked and max(acks) < ACK_TARGET else 'NOT met'}"
     )
     _, starved = p.probe.starved(STALL_TARGET)
-    print(f"   of the stalls >= {STALL_TARGET * 1000:.0f} ms, {starved} with this process mostly off the CPUs")
+    print(
+        f"   of the stalls >= {STALL_TARGET * 1000:.0f} ms, {starved} with this process under half a CPU "
+        "(the machine's other processes stretched them)"
+    )
     print(f"   garbage collection: {p.collections}")
     if answers:
         print(f"   /ask answered p50 / max {statistics.median(answers):.2f} / {max(answers):.2f} s")
