@@ -72,7 +72,7 @@ class Traits:
 
 _CLOSED = re.compile(r"[.!?…\"”’')\]]$")
 _PERSON_PRONOUN = re.compile(r"\b(he|she|they|him|her|his|them|their)\b", re.I)
-_WORD_AFTER = re.compile(r"(\S?)(\s*)\b([A-Z][a-z]+)")
+_CAPITALIZED = re.compile(r"\b[A-Z][a-z]+")
 _OPENERS = frozenset(".!?:;“\"‘'(—–-")
 _NUMBER_WORDS = (
     r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|"
@@ -187,8 +187,8 @@ def traits(sentence: str, line_start: bool, line_end: bool, first: bool = False)
 
 def has_name(sentence: str) -> bool:
     """Whether a capitalized word stands where only a name would be capitalized (not after a full stop or quote)."""
-    for match in _WORD_AFTER.finditer(sentence):
-        before = sentence[: match.start(3)].rstrip()
+    for match in _CAPITALIZED.finditer(sentence):
+        before = sentence[: match.start()].rstrip()
         if before and before[-1] not in _OPENERS:
             return True
     return False
