@@ -33,8 +33,11 @@ from index.store import ChunkRow, CollectionInfo, DuplicateArticle, NewPiece, Pa
 MIGRATION_LOCK = 7_316_245_001  # pg_advisory_lock key: one process migrates at a time
 INDEX_LOCK = 7_316_245_002  # likewise for creating a dimension's HNSW index
 FEED_LOCK = 7_316_245  # with a collection's hash: adding feeds to it takes turns
-# recall@10 of a small collection in a big table: 0.95-0.96 at 400, 0.91-0.93 at 100 (benchmarks/pg_recall.py)
+# recall@10 of a small collection in a big table: 0.93-0.96 at 400, 0.91-0.93 at 100 (benchmarks/pg_recall.py)
 EF_SEARCH = 400
+# A collection of at most this many chunks is searched exactly (its chunks by the btree, then sorted): recall 1
+# for a few milliseconds, where HNSW inside a big table stays around 0.95.
+EXACT_DENSE_CHUNKS = 2000
 # Word ranking scores every chunk its candidate words find. Past this many, the commonest of the question's words
 # stop bringing candidates (they still count in the scores): a chunk holding none of the rarer words is not
 # among the best by words anyway. In a collection of at most this many chunks the ranking is exact.
@@ -875,7 +878,7 @@ class PgRetrieval:
 
         weights = {t: idf(t) for t in terms if df.get(t)}
         if scope is None:
-            dense_later = self._beside.submit(self._dense, collection, query)
+            dense_later = self._beside.submit(self._dense, collection, query, exact=documents <= EXACT_DENSE_CHUNKS)
             lexical = self._lexical(collection, weights, None, df if documents > LEXICAL_SCAN_BUDGET else None)
             dense = dense_later.result()
         else:
@@ -883,14 +886,19 @@ class PgRetrieval:
             lexical = self._lexical(collection, weights, scope)
         return Retrieved(dense, lexical, idf)
 
-    def _dense(self, collection: str, query: np.ndarray, ef_search: int = EF_SEARCH) -> list[tuple[int, float]]:
+    def _dense(
+        self, collection: str, query: np.ndarray, ef_search: int = EF_SEARCH, *, exact: bool = False
+    ) -> list[tuple[int, float]]:
         dimension = int(query.shape[0])
         cast = f"vector({dimension})"
         with self.store.pool.connection() as db, db.transaction():
-            # Filtering by collection after an HNSW scan would find too few of a small collection's chunks;
-            # the iterative scan keeps walking the graph until LIMIT rows pass the filter.
-            db.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            db.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+            if exact:  # no index scan, so no HNSW: the collection's rows (a bitmap scan of its btree), sorted
+                db.execute("SET LOCAL enable_indexscan = off")
+            else:
+                # Filtering by collection after an HNSW scan would find too few of a small collection's chunks;
+                # the iterative scan keeps walking the graph until LIMIT rows pass the filter.
+                db.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                db.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
             rows = db.execute(
                 f"SELECT id, d FROM (SELECT id, embedding::{cast} <#> %(q)s::{cast} AS d FROM chunks "
                 f"WHERE collection = %(c)s AND vector_dims(embedding) = {dimension} "
