@@ -34,9 +34,9 @@ class Settings(BaseSettings):
         "under data_dir/models), optionally with int8 weights.",
     )
     sentence_vectors: Literal["separate", "pooled"] = Field(
-        default="separate",
-        description="How sentence vectors are made at ingest: each sentence encoded on its own, or pooled from the "
-        "token vectors of the chunk pass (one forward pass for both).",
+        default="pooled",
+        description="How sentence vectors are made at ingest: pooled from the token vectors of the chunk pass, with a "
+        "share of their chunk's vector (one forward pass for both), or each sentence encoded on its own (two passes).",
     )
     chunk_tokens: int = Field(default=200, ge=32, description="Largest chunk, in the model's own word-pieces.")
     chunk_overlap_tokens: int = Field(
