@@ -2,10 +2,11 @@
 
 Chunk vectors live in a ``vector`` column with an HNSW index (inner product on normalized vectors) per
 dimension, as a partial expression index; a search filtered by collection uses pgvector 0.8's iterative index
-scan, so a small collection inside a big table keeps its recall. Words: each chunk's tokens (the same stemmed
-tokens as the embedded BM25) in a ``tsvector`` with a GIN index, ranked by ``ts_rank`` weighted by idf, and a
-per-collection document-frequency table kept in the same transaction as each write. Every write bumps the
-collection's version in that transaction too.
+scan, and a collection of at most ``EXACT_DENSE_CHUNKS`` chunks is searched exactly. Words: each chunk's tokens
+(the same stemmed tokens as the embedded BM25) in a ``tsvector`` with a GIN index, ranked by ``ts_rank`` weighted
+by idf, and a per-collection document-frequency table kept in the same transaction as each write. Every write
+bumps the collection's version in that transaction too. Feeds, answers, votes and watched channels have their
+tables too (migrations 2 and 3).
 """
 
 from __future__ import annotations
