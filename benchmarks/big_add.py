@@ -123,9 +123,7 @@ class Asker:
         self.sent.append(Command("ask", sent))
 
 
-async def phase(
-    name: str, fake: Any, servers: list[Server], args: argparse.Namespace, send: Callable[[], Any] | None
-) -> Phase:
+async def phase(name: str, fake: Any, asker: Asker, args: argparse.Namespace, send: Callable[[], Any] | None) -> Phase:
     """Ask questions from a second before ``send()`` until its command (and every question) has its final reply.
 
     Without ``send``, only ask for ``args.floor_seconds``: the floor, what questions alone (and the machine's other
@@ -137,7 +135,7 @@ async def phase(
     probe = LoopProbe(trace_after=args.trace_stalls)
     probing = asyncio.create_task(probe.run())
     collector = CollectorPauses().start()
-    asker = Asker(fake, servers, args.rate)
+    asker.sent = []
     asking = asyncio.create_task(asker.run())
     await asyncio.sleep(1.0)
     began = time.perf_counter()
@@ -199,12 +197,13 @@ async def run_format(args: argparse.Namespace, embedder: Embedder, kind: str) ->
                 await asyncio.wait_for(bot.wait_until_ready(), 10)
                 uploader, home = servers[0].owner, servers[0].channel_id
                 attachment = fake.add_attachment(f"digest.{kind}", data, CONTENT_TYPES[kind])
+                asker = Asker(fake, servers, args.rate)  # one for all phases: each member keeps to its pace
                 phases = [
-                    await phase("floor", fake, servers, args, None),
+                    await phase("floor", fake, asker, args, None),
                     await phase(
                         f"add .{kind}",
                         fake,
-                        servers,
+                        asker,
                         args,
                         lambda: fake.send_interaction(
                             "add file", {"attachment": attachment}, user_id=uploader["id"], channel_id=home
@@ -216,7 +215,7 @@ async def run_format(args: argparse.Namespace, embedder: Embedder, kind: str) ->
                         await phase(
                             "rebuild",
                             fake,
-                            servers,
+                            asker,
                             args,
                             lambda: fake.send_interaction("rebuild", {}, user_id=uploader["id"], channel_id=home),
                         )
