@@ -22,6 +22,7 @@ LAZY_IMPORTS: dict[str, str] = {
     "pysbd": "to split sentences",
     "Stemmer": "to rank passages by their words",
     "feedparser": "to read RSS and Atom feeds",
+    "httpx": "to fetch web pages and feeds",
 }
 FIX = "reinstall the project with `pip install -e .` (in its virtual environment)"
 
