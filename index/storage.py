@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from index.errors import ArticleNotFoundError
 from index.feedback import AnswerRecord, Quote, Votes
 from index.models import Article, ExtractedArticle, Feed
 from index.store import ChunkRow, CollectionInfo, NewPiece, Passages, SentenceRow
@@ -130,21 +129,6 @@ class Storage(Protocol):
         attempts: int,
         now: str,
     ) -> None: ...
-
-
-def gather_passages(store: Storage, collection: str, chunk_ids: Sequence[int]) -> Passages:
-    """``Storage.passages`` from the one-row methods, for a backend whose round trips are cheap enough."""
-    chunks = store.chunks(collection, chunk_ids)
-    articles: dict[int, tuple[Article, str]] = {}
-    for row in chunks.values():
-        if row.article_id not in articles:
-            try:
-                article = store.article(collection, row.article_id)
-            except ArticleNotFoundError:  # removed meanwhile: its chunks are left out
-                continue
-            articles[row.article_id] = (article, store.article_text(row.article_id))
-    kept = {chunk_id: row for chunk_id, row in chunks.items() if row.article_id in articles}
-    return Passages(kept, articles, {i: store.sentences(r.article_id, r.start, r.end) for i, r in kept.items()})
 
 
 @dataclass(frozen=True, slots=True)
