@@ -8,7 +8,7 @@ import warnings
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -262,28 +262,34 @@ class SentenceTransformerEmbedder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         pooled: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.float32)] * len(texts)
         order = length_order(texts)
+        import torch
+
+        model = self._model
         for first in range(0, len(order), batch_size):
             rows = order[first : first + batch_size]
-            batch = [texts[i] for i in rows]
-            # The model's tokenizer again, for the character offsets it does not hand back; same tokens, same cut.
-            tokenized = self._model.tokenizer(
-                batch,
+            # Tokenized once, by the model's own tokenizer with its own cut, keeping the character offsets that
+            # encode() would throw away; the features then go straight through the model's modules (transformer,
+            # mean pooling, normalization): the vectors encode() gives, without its second tokenization.
+            features = model.tokenizer(
+                [texts[i] for i in rows],
                 return_offsets_mapping=True,
                 return_special_tokens_mask=True,
                 truncation=True,
-                max_length=self._model.max_seq_length,
+                max_length=model.max_seq_length,
+                padding=True,
+                return_tensors="pt",
             )
-            with self._lock:
-                outputs = cast(
-                    "list[dict[str, Any]]",
-                    self._model.encode(batch, batch_size=batch_size, output_value=None, show_progress_bar=False),
-                )
-            for n, (row, output) in enumerate(zip(rows, outputs, strict=True)):
-                out[row] = output["sentence_embedding"].float().cpu().numpy()
-                offsets = np.asarray(tokenized["offset_mapping"][n]).reshape(-1, 2)
-                special = np.asarray(tokenized["special_tokens_mask"][n], dtype=bool)
-                tokens = output["token_embeddings"].float().cpu().numpy()[: len(offsets)]
-                pooled[row] = pool_spans(tokens, offsets, special, spans[row])
+            offsets = features.pop("offset_mapping").numpy()
+            special = features.pop("special_tokens_mask").numpy().astype(bool)
+            lengths = features["attention_mask"].sum(dim=1).tolist()
+            with self._lock, torch.inference_mode():
+                output = model({key: value.to(model.device) for key, value in features.items()})
+            vectors = output["sentence_embedding"].float().cpu().numpy()
+            tokens = output["token_embeddings"].float().cpu().numpy()
+            for n, row in enumerate(rows):
+                out[row] = vectors[n]
+                size = int(lengths[n])  # padding is cut off: it is marked special too
+                pooled[row] = pool_spans(tokens[n, :size], offsets[n, :size], special[n, :size], spans[row])
         return out, pooled
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
