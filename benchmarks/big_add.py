@@ -35,10 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
 from benchmarks.load_bot import (
-    TOKEN,
     CollectorPauses,
     Command,
     ErrorRecords,
@@ -48,10 +45,10 @@ from benchmarks.load_bot import (
     build_world,
     finished,
     load_articles,
+    running_bot,
+    seed,
     settle,
 )
-from bot.client import NewsQuoteBot
-from bot.settings import BotSettings
 from index import Engine, Settings
 from index.embedding import Embedder
 
@@ -181,20 +178,9 @@ async def run_format(args: argparse.Namespace, embedder: Embedder, kind: str) ->
     with tempfile.TemporaryDirectory() as data_dir:
         engine = Engine(Settings(_env_file=None, data_dir=Path(data_dir)), embedder)  # type: ignore[call-arg]
         try:
-            for n, (title, text, questions) in enumerate(articles[:starting]):
-                server = servers[n % args.servers]
-                engine.add_text(text, server.collection, title=title)
-                server.questions.extend(questions)
+            seed(engine, servers, articles[:starting])
             servers[0].questions.extend(q for _, _, qs in articles[starting:] for q in qs)
-            async with fake:
-                settings = BotSettings(  # type: ignore[call-arg]  # _env_file: pydantic-settings, unknown to mypy
-                    _env_file=None, token=SecretStr(TOKEN), api_base_url=fake.base_url, gateway_url=fake.gateway_url
-                )
-                bot = NewsQuoteBot(engine, settings, guild_ready_timeout=0.01)
-                await bot.login(TOKEN)
-                connection = asyncio.create_task(bot.connect())
-                await fake.wait_ready()
-                await asyncio.wait_for(bot.wait_until_ready(), 10)
+            async with fake, running_bot(engine, fake):
                 uploader, home = servers[0].owner, servers[0].channel_id
                 attachment = fake.add_attachment(f"digest.{kind}", data, CONTENT_TYPES[kind])
                 asker = Asker(fake, servers, args.rate)  # one for all phases: each member keeps to its pace
@@ -220,8 +206,6 @@ async def run_format(args: argparse.Namespace, embedder: Embedder, kind: str) ->
                             lambda: fake.send_interaction("rebuild", {}, user_id=uploader["id"], channel_id=home),
                         )
                     )
-                await bot.close()
-                await connection
         finally:
             engine.close()
     for p in phases:

@@ -29,8 +29,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,6 +182,32 @@ def load_articles(path: Path) -> list[tuple[str, str, list[str]]]:
     ]
 
 
+def seed(engine: Engine, servers: list[Server], articles: list[tuple[str, str, list[str]]]) -> None:
+    """Give the servers their starting articles in turn, and each the questions about its own."""
+    for n, (title, text, questions) in enumerate(articles):
+        server = servers[n % len(servers)]
+        engine.add_text(text, server.collection, title=title)
+        server.questions.extend(questions)
+
+
+@asynccontextmanager
+async def running_bot(engine: Engine, fake: FakeDiscord) -> AsyncIterator[NewsQuoteBot]:
+    """The real bot on ``engine``, connected to the fake and ready; closed on the way out."""
+    settings = BotSettings(  # type: ignore[call-arg]  # _env_file: pydantic-settings, unknown to mypy
+        _env_file=None, token=SecretStr(TOKEN), api_base_url=fake.base_url, gateway_url=fake.gateway_url
+    )
+    bot = NewsQuoteBot(engine, settings, guild_ready_timeout=0.01)
+    await bot.login(TOKEN)
+    connection = asyncio.create_task(bot.connect())
+    try:
+        await fake.wait_ready()
+        await asyncio.wait_for(bot.wait_until_ready(), 10)
+        yield bot
+    finally:
+        await bot.close()
+        await connection
+
+
 def build_world(servers: int, users: int) -> tuple[FakeDiscord, list[Server]]:
     """``servers`` servers, each with an owner (who may /rebuild) and an equal share of ``users`` members."""
     per_server = max(1, users // servers)
@@ -252,25 +278,15 @@ async def drive(args: argparse.Namespace, engine: Engine) -> None:
 
     print(f"Indexing {starting} starting articles with {engine.settings.model}...", flush=True)
     began = time.perf_counter()
-    for n, (title, text, questions) in enumerate(articles[:starting]):
-        server = servers[n % args.servers]
-        engine.add_text(text, server.collection, title=title)
-        server.questions.extend(questions)
+    seed(engine, servers, articles[:starting])
     print(f"  {time.perf_counter() - began:.0f} s", flush=True)
     uploads = articles[starting : starting + args.adds]
 
     errors = ErrorRecords()
     logging.getLogger().addHandler(errors)
     logging.getLogger().setLevel(logging.WARNING)
-    async with fake:
-        settings = BotSettings(  # type: ignore[call-arg]  # _env_file: pydantic-settings, unknown to mypy
-            _env_file=None, token=SecretStr(TOKEN), api_base_url=fake.base_url, gateway_url=fake.gateway_url
-        )
-        bot = NewsQuoteBot(engine, settings, guild_ready_timeout=0.01)
-        await bot.login(TOKEN)
-        connection = asyncio.create_task(bot.connect())
-        await fake.wait_ready()
-        await asyncio.wait_for(bot.wait_until_ready(), 10)
+    async with fake, running_bot(engine, fake) as bot:
+        settings = bot.settings
 
         asks_per_user = -(-args.asks // len(users))
         spacing = args.seconds / asks_per_user
@@ -308,8 +324,6 @@ async def drive(args: argparse.Namespace, engine: Engine) -> None:
         probing.cancel()
         collector.stop()
         settle(fake, commands)
-        await bot.close()
-        await connection
 
     logging.getLogger().removeHandler(errors)
     report(engine.settings.model, commands, errors.records, probe, fake)
