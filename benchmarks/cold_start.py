@@ -29,7 +29,7 @@ from pathlib import Path
 
 from benchmarks._collection import build, load_squad
 from index.embedding import load_embedder, resolve_model_path
-from index.onnx_backend import export_dir
+from index.onnx_backend import INT8_NAME, export_dir
 from index.settings import Settings
 
 QUESTION = "What did the report say about the cost?"
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 sys.executable,
                 "-c",
                 ONNX_FLOOR,
-                str(folder / "model.int8.onnx"),
+                str(folder / INT8_NAME),
                 QUESTION,
                 str(folder / "tokenizer.json"),
             ],

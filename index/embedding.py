@@ -69,32 +69,32 @@ def load_embedder(settings: Settings) -> Embedder:
 
 
 class FairLock:
-    """A lock handed to its waiters in turn. A ``threading.Lock`` released between two batches of an article is
-    taken straight back by the thread that released it: a question waited for the whole article (11.5 s of 14 s
-    here), where in turn it waits for one batch."""
+    """A lock (or, with ``slots`` above one, a semaphore) handed to its waiters in turn. A ``threading.Lock``
+    released between two batches of an article is taken straight back by the thread that released it: a question
+    waited for the whole article (11.5 s of 14 s here), where in turn it waits for one batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, slots: int = 1) -> None:
         self._guard = threading.Lock()
         self._waiting: deque[threading.Lock] = deque()
-        self._held = False
+        self._free = slots
 
     def __enter__(self) -> FairLock:
         with self._guard:
-            if not self._held:
-                self._held = True
+            if self._free and not self._waiting:
+                self._free -= 1
                 return self
             turn = threading.Lock()
             turn.acquire()
             self._waiting.append(turn)
-        turn.acquire()  # released by the holder when it hands over
+        turn.acquire()  # released by a holder when it hands its slot over
         return self
 
     def __exit__(self, *exc: object) -> None:
         with self._guard:
             if self._waiting:
-                self._waiting.popleft().release()  # still held, by the next in line
+                self._waiting.popleft().release()  # the slot stays taken, by the next in line
             else:
-                self._held = False
+                self._free += 1
 
 
 def resolve_model_path(model: str) -> str:

@@ -24,7 +24,7 @@ from index.embedding import (
     pool_spans,
 )
 from index.models import Chunk, Span
-from index.onnx_backend import EXPORT_FORMAT, OnnxEmbedder, _fingerprint, ensure_export, export_dir
+from index.onnx_backend import EXPORT_FORMAT, INT8_NAME, OnnxEmbedder, _fingerprint, ensure_export, export_dir
 from index.service import Engine
 from index.settings import DEFAULT_MODEL, Settings
 from tests.fakes.embedder import HashEmbedder
@@ -209,7 +209,7 @@ def test_making_the_int8_copy_leaves_logging_alone(tmp_path: Path) -> None:
         [sys.executable, "-c", script, model, str(models_dir)], capture_output=True, text=True, timeout=120, check=True
     )
     assert run.stdout.split() == ["[]", str(logging.WARNING)]
-    assert (export_dir(models_dir, model) / "model.int8.onnx").exists()
+    assert (export_dir(models_dir, model) / INT8_NAME).exists()
 
 
 def test_the_onnx_path_never_imports_torch(tmp_path: Path) -> None:
