@@ -307,8 +307,22 @@ class OnnxEmbedder:
 
 
 def usable_cores() -> int:
-    """The cores this process may run on."""
+    """The cores this process may run on: its CPU affinity, within a container's CPU quota (cgroup v2 or v1)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    for quota_file, period_file in (
+        ("/sys/fs/cgroup/cpu.max", None),
+        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
+    ):
+        try:
+            fields = Path(quota_file).read_text().split()
+            if period_file:
+                fields.append(Path(period_file).read_text().strip())
+            quota, period = int(fields[0]), int(fields[1])
+        except (OSError, ValueError, IndexError):  # no such file, or "max": no quota
+            continue
+        if quota > 0 and period > 0:
+            return max(1, min(cores, -(-quota // period)))
+    return cores

@@ -24,7 +24,15 @@ from index.embedding import (
     pool_spans,
 )
 from index.models import Chunk, Span
-from index.onnx_backend import EXPORT_FORMAT, INT8_NAME, OnnxEmbedder, _fingerprint, ensure_export, export_dir
+from index.onnx_backend import (
+    EXPORT_FORMAT,
+    INT8_NAME,
+    OnnxEmbedder,
+    _fingerprint,
+    ensure_export,
+    export_dir,
+    usable_cores,
+)
 from index.service import Engine
 from index.settings import DEFAULT_MODEL, Settings
 from tests.fakes.embedder import HashEmbedder
@@ -179,6 +187,23 @@ def test_the_onnx_backend_mean_pools_and_normalizes(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     alone = embedder.encode(["The call happened."])
     np.testing.assert_allclose(vectors[0], alone[0], rtol=1e-5, atol=1e-6)  # padding never counts
+
+
+def test_the_onnx_backend_gives_every_text_its_own_vector_in_order_on_any_number_of_cores(tmp_path: Path) -> None:
+    model, models_dir = tiny_export(tmp_path)
+    texts = [f"Report {n}: " + "the minister denied the call " * (n % 5) for n in range(23)] + [""]
+    spans = [[(0, len(t) // 2), (len(t) // 2, len(t))] for t in texts]
+    one = OnnxEmbedder(model, models_dir, threads=1)
+    four = OnnxEmbedder(model, models_dir, threads=4)
+    assert four.threads == 4
+    alone = np.vstack([one.encode([t]) for t in texts])
+    np.testing.assert_allclose(four.encode(texts), alone, rtol=1e-5, atol=1e-6)
+    vectors, pooled = four.encode_spans(texts, spans)
+    np.testing.assert_allclose(vectors, alone, rtol=1e-5, atol=1e-6)
+    for got, want in zip(pooled, one.encode_spans(texts, spans)[1], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert four.encode([]).shape == (0, four.dimension)
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
 
 
 def test_the_onnx_backend_counts_tokens_past_the_models_limit(tmp_path: Path) -> None:
