@@ -41,6 +41,10 @@ def _segmenter() -> Any:
     import pysbd
     from pysbd.lang.english import English
 
+    # Each abbreviation as pysbd searches it, with its full stop, and whether it holds a regex character.
+    names = [a.strip() for a in English.Abbreviation.ABBREVIATIONS]
+    entries = [(name, name + ".", re.escape(name) != name) for name in names]
+
     class Abbreviations(English.AbbreviationReplacer):
         """pysbd's abbreviation pass, skipping the abbreviations that cannot change a line.
 
@@ -55,12 +59,13 @@ def _segmenter() -> Any:
         """
 
         def search_for_abbreviations_in_string(self, text: str) -> str:
+            if "." not in text:
+                return text
+            if not _FOLDING.isdisjoint(text):
+                return str(super().search_for_abbreviations_in_string(text))
             lowered = text.lower()
-            if "." not in text or not _FOLDING.isdisjoint(text):
-                return str(super().search_for_abbreviations_in_string(text)) if "." in text else text
-            for abbr in self.lang.Abbreviation.ABBREVIATIONS:
-                stripped = abbr.strip()
-                if stripped + "." in lowered or (stripped in lowered and re.escape(stripped) != stripped):
+            for stripped, dotted, has_regex in entries:
+                if dotted in lowered or (has_regex and stripped in lowered):
                     text = self._search_one(text, stripped)
             return text
 

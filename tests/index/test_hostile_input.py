@@ -16,7 +16,7 @@ import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -59,20 +59,16 @@ PATHOLOGICAL_MARKDOWN: dict[str, Callable[[int], str]] = {
 
 
 @contextmanager
-def within(seconds: float) -> Iterator[None]:
-    started = time.perf_counter()
+def within(seconds: float, clock: Callable[[], float] = time.perf_counter, unit: str = "s") -> Iterator[None]:
+    started = clock()
     yield
-    elapsed = time.perf_counter() - started
-    assert elapsed < seconds, f"took {elapsed:.2f} s, budget {seconds} s"
+    spent = clock() - started
+    assert spent < seconds, f"took {spent:.2f} {unit}, budget {seconds} s"
 
 
-@contextmanager
-def within_cpu(seconds: float) -> Iterator[None]:
+def within_cpu(seconds: float) -> AbstractContextManager[None]:
     """Work done on this thread, in CPU seconds: a quadratic parse shows, other processes' load does not."""
-    started = time.thread_time()
-    yield
-    used = time.thread_time() - started
-    assert used < seconds, f"took {used:.2f} s of CPU, budget {seconds} s"
+    return within(seconds, time.thread_time, "s of CPU")
 
 
 # --- 1. linear time ------------------------------------------------------------------------------
