@@ -28,7 +28,11 @@ SpanList = Sequence[tuple[int, int]]
 
 
 class Embedder(Protocol):
-    """What the engine needs from a sentence embedding model."""
+    """What the engine needs from a sentence embedding model.
+
+    A model may also say how many cores encoding one text keeps busy (``cores_per_text``): with a core to spare, the
+    engine reads the passages likely to answer a question while the question is embedded.
+    """
 
     name: str
     dimension: int
@@ -239,6 +243,13 @@ class SentenceTransformerEmbedder:
         """The underlying ``SentenceTransformer`` (for exporting it and for benchmarks)."""
         return self._model
 
+    @property
+    def cores_per_text(self) -> int:
+        """Torch's team of threads works on every text, a question too: no core is left over."""
+        import torch
+
+        return int(torch.get_num_threads())
+
     def encode(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         # Similar lengths share a batch (less padding); the lock is taken per batch so that a question
@@ -296,3 +307,25 @@ class SentenceTransformerEmbedder:
         if not texts:
             return []
         return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=False)]
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, within a container's CPU quota (cgroup v2 or v1)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    for quota_file, period_file in (
+        ("/sys/fs/cgroup/cpu.max", None),
+        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
+    ):
+        try:
+            fields = Path(quota_file).read_text().split()
+            if period_file:
+                fields.append(Path(period_file).read_text().strip())
+            quota, period = int(fields[0]), int(fields[1])
+        except (OSError, ValueError, IndexError):  # no such file, or "max": no quota
+            continue
+        if quota > 0 and period > 0:
+            return max(1, min(cores, -(-quota // period)))
+    return cores

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from index.embedding import FairLock, SpanList, pool_spans, resolve_model_path
+from index.embedding import FairLock, SpanList, pool_spans, resolve_model_path, usable_cores
 from index.errors import ModelLoadError
 
 EXPORT_FORMAT = 1
@@ -241,6 +241,7 @@ class OnnxEmbedder:
         self._tokenizer.enable_truncation(self._max_length)
         self._wanted = {i.name for i in self._session.get_inputs()}
         self.threads = max(1, threads or usable_cores())
+        self.cores_per_text = 1
         # One slot per core, handed out in turn: a question waits for one text's run, not for an article.
         self._slots = FairLock(self.threads)
 
@@ -304,25 +305,3 @@ class OnnxEmbedder:
         """Mean of the text's token vectors, then L2-normalized, as the model's Pooling (and the engine) do."""
         means = tokens.mean(axis=0)
         return (means / max(float(np.linalg.norm(means)), 1e-12)).astype(np.float32)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on: its CPU affinity, within a container's CPU quota (cgroup v2 or v1)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    for quota_file, period_file in (
-        ("/sys/fs/cgroup/cpu.max", None),
-        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
-    ):
-        try:
-            fields = Path(quota_file).read_text().split()
-            if period_file:
-                fields.append(Path(period_file).read_text().strip())
-            quota, period = int(fields[0]), int(fields[1])
-        except (OSError, ValueError, IndexError):  # no such file, or "max": no quota
-            continue
-        if quota > 0 and period > 0:
-            return max(1, min(cores, -(-quota // period)))
-    return cores

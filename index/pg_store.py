@@ -12,7 +12,7 @@ tables too (migrations 2 and 3).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -399,9 +399,7 @@ class PgStore:
 
     def after_copy(self) -> None:
         """Move the article ids past the ones copied in, so that an id is never given twice."""
-        self._query(
-            "SELECT setval(pg_get_serial_sequence('articles', 'id'), greatest(max(id), 1)) FROM articles"
-        )
+        self._query("SELECT setval(pg_get_serial_sequence('articles', 'id'), greatest(max(id), 1)) FROM articles")
 
     def article(self, collection: str, article_id: int, *, check: bool = True) -> Article:
         found = self._articles("a.collection = %s AND a.id = %s", (collection, article_id))
@@ -863,29 +861,44 @@ class PgRetrieval:
     def __init__(self, store: PgStore) -> None:
         self.store = store
         # The dense and the word queries run at once, on two connections: PostgreSQL works on both together.
-        self._beside = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pg-dense")
+        self._beside = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pg-words")
 
     def search(
-        self, collection: str, query: np.ndarray, query_tokens: list[str], scope: tuple[int, ...] | None
+        self,
+        collection: str,
+        query: Callable[[], np.ndarray],
+        query_tokens: list[str],
+        scope: tuple[int, ...] | None,
+        read: Callable[[list[int]], Passages] | None = None,
     ) -> Retrieved:
         terms = sorted(set(query_tokens))
-        documents, df = self.store.document_frequencies(collection, terms)
+        counted = self._beside.submit(self.store.document_frequencies, collection, terms)
 
         def idf(token: str) -> float:
+            documents, df = counted.result()
             n = df.get(token)
             if n is None and token not in terms:  # a word outside the question: one more look-up
                 n = self.store.document_frequencies(collection, [token])[1].get(token, 0)
             return math.log(1 + (documents - (n or 0) + 0.5) / ((n or 0) + 0.5))
 
-        weights = {t: idf(t) for t in terms if df.get(t)}
+        def by_words() -> tuple[list[tuple[int, float]], Passages | None]:
+            documents, df = counted.result()
+            weights = {t: idf(t) for t in terms if df.get(t)}
+            if scope is not None:
+                return self._lexical(collection, weights, scope), None
+            found = self._lexical(collection, weights, None, df if documents > LEXICAL_SCAN_BUDGET else None)
+            return found, read([chunk_id for chunk_id, _ in found]) if read else None
+
+        # The word counts, then the ranking by words (and the reading), on other threads and connections, while the
+        # question is embedded here and then searched by meaning.
+        words = self._beside.submit(by_words)
+        vector = query()
         if scope is None:
-            dense_later = self._beside.submit(self._dense, collection, query, exact=documents <= EXACT_DENSE_CHUNKS)
-            lexical = self._lexical(collection, weights, None, df if documents > LEXICAL_SCAN_BUDGET else None)
-            dense = dense_later.result()
+            dense = self._dense(collection, vector, exact=counted.result()[0] <= EXACT_DENSE_CHUNKS)
         else:
-            dense, _ = scoped_dense(self.store, collection, query, scope)
-            lexical = self._lexical(collection, weights, scope)
-        return Retrieved(dense, lexical, idf)
+            dense, _ = scoped_dense(self.store, collection, vector, scope)
+        lexical, early = words.result()
+        return Retrieved(dense, lexical, idf, early)
 
     def _dense(
         self, collection: str, query: np.ndarray, ef_search: int = EF_SEARCH, *, exact: bool = False

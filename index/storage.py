@@ -138,14 +138,25 @@ class Retrieved:
     dense: list[tuple[int, float]]
     lexical: list[tuple[int, float]]
     idf: Callable[[str], float]
+    early: Passages | None = None  # what ``search`` was asked to read of the best chunks by words
 
 
 class Retrieval(Protocol):
     """Ranking over a collection's chunks, kept in step with the storage's writes."""
 
     def search(
-        self, collection: str, query: np.ndarray, query_tokens: list[str], scope: tuple[int, ...] | None
-    ) -> Retrieved: ...
+        self,
+        collection: str,
+        query: Callable[[], np.ndarray],
+        query_tokens: list[str],
+        scope: tuple[int, ...] | None,
+        read: Callable[[list[int]], Passages] | None = None,
+    ) -> Retrieved:
+        """Rank chunks by meaning and by words. ``query()`` computes the question's vector; what needs only the
+        words runs on another thread meanwhile, ``read(chunk_ids)`` too (without a scope), given the chunks by
+        words, best first: it comes back as ``Retrieved.early``."""
+        ...
+
     def before_write(self, collection: str) -> object:
         """Called under the engine's write lock before a write; what it returns is given to ``after_write``."""
         ...

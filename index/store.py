@@ -218,6 +218,12 @@ class Passages:
     articles: dict[int, tuple[Article, str]]  # by article id: the article and its text
     sentences: dict[int, list[SentenceRow]]  # by chunk id: the sentences overlapping it, in text order
 
+    def __or__(self, more: Passages) -> Passages:
+        """Both reads together; where both hold a chunk or article, ``more``'s."""
+        return Passages(
+            self.chunks | more.chunks, self.articles | more.articles, self.sentences | more.sentences
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class NewPiece:

@@ -1,22 +1,27 @@
-"""The ask path's shortcuts: rows verified once per process, one read for an answer's passages, BM25 two ways."""
+"""The ask path's shortcuts: rows verified once per process, one read for an answer's passages, BM25 two ways,
+passages read while the question is embedded."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import faiss
+import numpy as np
 import pytest
 
-from index import lexical, store
+from index import lexical, service, store
 from index.errors import DatabaseDamagedError
 from index.lexical import LexicalIndex, tokenize
 from index.retrieval import one_thread
 from index.service import Engine
 from index.settings import Settings
+from index.store import Passages
+from tests.conftest import drop_database, fresh_database
 from tests.fakes.embedder import HashEmbedder
-from tests.index.articles import BAKERY_STRIKE, LIBRARY_HOURS, PHONE_CALL
+from tests.index.articles import ALL_ARTICLES, BAKERY_STRIKE, LIBRARY_HOURS, PHONE_CALL
 
 QUESTION = "who claimed the call happened?"
 
@@ -104,3 +109,93 @@ def test_one_thread_gives_the_thread_back_its_setting() -> None:
     with one_thread():
         assert faiss.omp_get_max_threads() == 1
     assert faiss.omp_get_max_threads() == before
+
+
+class OneCoreEmbedder(HashEmbedder):
+    """Says it embeds a text on one core, so the engine reads passages by words while it embeds the question;
+    ``during`` runs inside every encode of a question, once the reading thread has been started."""
+
+    cores_per_text = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.during: Callable[[], None] = lambda: None
+
+    def encode(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
+        if len(texts) == 1:
+            self.during()
+        return super().encode(texts, batch_size)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def spare_core(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Engine, list[int]]]:
+    """An engine that reads early (four cores, a one-core model) on a library of articles, on either backend; and
+    the sizes of its early reads."""
+    monkeypatch.setattr(service, "usable_cores", lambda: 4)
+    url = fresh_database(request.getfixturevalue("postgres_server")) if request.param == "postgresql" else None
+    settings = Settings(_env_file=None, data_dir=tmp_path / "early", database_url=url)  # type: ignore[call-arg]
+    engine = Engine(settings, embedder=OneCoreEmbedder())
+    for text in ALL_ARTICLES:
+        engine.add_text(text)
+    reads: list[int] = []
+    read = engine._read
+
+    def counted(collection: str, by_words: list[int]) -> Passages:
+        found = read(collection, by_words)
+        reads.append(len(found.chunks))
+        return found
+
+    monkeypatch.setattr(engine, "_read", counted)
+    yield engine, reads
+    engine.close()
+    if url:
+        drop_database(url)
+
+
+ASKED = [
+    QUESTION,
+    "how much was the ferry operator fined?",
+    "when will libraries open on sundays?",
+    "where will the new stadium be built?",
+    "why did bakery workers walk out?",
+    "what did the port chief say?",
+]
+
+
+def test_reading_while_the_question_is_embedded_quotes_what_reading_afterwards_does(
+    spare_core: tuple[Engine, list[int]], tmp_path: Path
+) -> None:
+    engine, reads = spare_core
+    later = Engine(engine.settings, embedder=HashEmbedder())  # the same data; the model takes every core
+    try:
+        for question in ASKED:
+            assert engine.ask(question).results == later.ask(question).results
+            first = engine.ask(question).results[0].article_id
+            assert engine.ask(question, articles=[first]).results == later.ask(question, articles=[first]).results
+            assert engine.ask(question, prefer=[first]).results == later.ask(question, prefer=[first]).results
+    finally:
+        later.close()
+    assert reads, "the early reads happened"
+    assert all(reads), "and found chunks"
+
+
+def test_an_article_removed_while_the_question_is_embedded_is_not_quoted(spare_core: tuple[Engine, list[int]]) -> None:
+    engine, reads = spare_core
+    quoted = engine.ask(QUESTION).results[0].article_id
+    assert engine.article(quoted).title.startswith("Minister and ministry")
+    assert isinstance(engine.embedder, OneCoreEmbedder)
+
+    def remove_once_read() -> None:
+        deadline = time.monotonic() + 10
+        while len(reads) < 2 and time.monotonic() < deadline:  # this question's passages are read by now
+            time.sleep(0.001)
+        engine.embedder.during = lambda: None
+        engine.remove(quoted)
+
+    engine.embedder.during = remove_once_read
+    answer = engine.ask(QUESTION)
+    assert len(reads) == 2
+    assert reads[1] > 0
+    assert quoted not in {excerpt.article_id for excerpt in answer.results}
