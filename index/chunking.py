@@ -54,14 +54,14 @@ def _segmenter() -> Any:
         nothing. Skipping those keeps the output identical and cut the splitting of XQuAD's 48 articles from
         0.86 s to 0.34 s.
         The check compares lowercased letters, which is what pysbd's case-insensitive search compares except for
-        a few characters (``_FOLDING``): a line with one of those, and the abbreviations with a regex character in
+        a few characters (``ODD_FOLDING``): a line with one of those, and the abbreviations with a regex character in
         them ("e.g", "u.s"), go the whole way.
         """
 
         def search_for_abbreviations_in_string(self, text: str) -> str:
             if "." not in text:
                 return text
-            if not _FOLDING.isdisjoint(text):
+            if not ODD_FOLDING.isdisjoint(text):
                 return str(super().search_for_abbreviations_in_string(text))
             lowered = text.lower()
             for stripped, dotted, has_regex in entries:
@@ -87,7 +87,7 @@ def _segmenter() -> Any:
 
 # Characters that Python's case-insensitive regex matching takes for an ASCII letter although lower() makes
 # something else of them (the dotted and dotless i, the long s).
-_FOLDING = frozenset("\u0130\u0131\u017f")
+ODD_FOLDING = frozenset("\u0130\u0131\u017f")
 
 
 def split_sentences(text: str) -> list[Span]:

@@ -34,6 +34,8 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 
+from index.chunking import ODD_FOLDING
+
 # --- 1. markers ----------------------------------------------------------------------------------
 
 _CREDIT_WORDS = (
@@ -98,6 +100,18 @@ _WEAK_HINTS = re.compile(
     r"|\bterms (?:of use|and conditions)\b|\bclick here\b|\bdownload (?:our|the) app\b",
     re.I,
 )
+# Every match of _WEAK_HINTS holds one of these once lower-cased, unless it has a character that case-insensitive
+# matching folds otherwise (ODD_FOLDING): the regex is not run on a paragraph with none of them. Searching every
+# paragraph was half of the cleaning (32 ms of 70 on XQuAD's 48 articles).
+_WEAK_KEYS = ("newsletter", "cookie", "follow us", "©", "all rights reserved", "privacy policy", "terms ", "click here")
+_WEAK_KEYS += ("download ",)
+
+
+def _weak_hint(paragraph: str) -> bool:
+    lowered = paragraph.lower()
+    if ODD_FOLDING.isdisjoint(paragraph) and not any(key in lowered for key in _WEAK_KEYS):
+        return False
+    return bool(_WEAK_HINTS.search(paragraph))
 
 
 # A regular expression holds the GIL for its whole call, so over a whole long text it stalls every other thread
@@ -137,7 +151,7 @@ def clean_boilerplate(text: str) -> str:
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text)]
     kept = [_without_appeals(p) for p in paragraphs if p and not _is_clutter(p)]
     kept = [p for p in kept if p]
-    weak = [n for n, p in enumerate(kept) if _WEAK_HINTS.search(p)]
+    weak = [n for n, p in enumerate(kept) if _weak_hint(p)]
     if weak:
         verdicts = _justext_bad(kept)
         kept = [p for n, p in enumerate(kept) if not (n in weak and verdicts[n])]

@@ -6,6 +6,8 @@ import random
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from index import cleaning
 from index.cleaning import clean_boilerplate
@@ -203,3 +205,25 @@ def test_long_texts_are_cleaned_window_by_window_exactly_as_in_one_pass(seed: in
         assert cleaning._sub(pattern, "\n\n", text) == pattern.sub("\n\n", text)
     caption = cleaning._INLINE_CAPTION
     assert cleaning._sub(caption, cleaning._drop_caption, text) == caption.sub(cleaning._drop_caption, text)
+
+
+@st.composite
+def hinted(draw: st.DrawFn) -> str:
+    """A paragraph of the weak hints' words and pieces of them, in any case, with the characters that case-insensitive
+    matching folds differently from lower() in place of their letters."""
+    pieces = ["newsletter", "newsletters", "we use cookies", "our cookies", "accept all cookies", "cookie policy",
+              "cookie settings", "follow us", "©", "all rights reserved", "privacy policy", "terms of use",
+              "terms and conditions", "click here", "download our app", "download the app", "cookie", "terms",
+              "download", "follow", "news", "privacy", "the", "app"]  # fmt: skip
+    words = draw(st.lists(st.sampled_from(pieces), min_size=1, max_size=8))
+    text = draw(st.sampled_from([" ", "  ", "-", ""])).join(words)
+    text = "".join(draw(st.sampled_from([c, c.upper()])) if c.isalpha() else c for c in text)
+    odd = draw(st.sampled_from(["", "i>İ", "i>ı", "s>ſ", "k>\u212a"]))
+    return text.replace(*odd.split(">"), 1) if odd else text
+
+
+@settings(max_examples=400, deadline=None)
+@given(paragraph=hinted())
+def test_the_weak_hints_are_found_where_their_pattern_finds_them(paragraph: str) -> None:
+    # A paragraph without any of their words, lower-cased, is not searched: that may never miss a hint.
+    assert cleaning._weak_hint(paragraph) == bool(cleaning._WEAK_HINTS.search(paragraph))
