@@ -900,6 +900,9 @@ class PgRetrieval:
         lexical, early = words.result()
         return Retrieved(dense, lexical, idf, early)
 
+    def close(self) -> None:
+        self._beside.shutdown(wait=False)
+
     def _dense(
         self, collection: str, query: np.ndarray, ef_search: int = EF_SEARCH, *, exact: bool = False
     ) -> list[tuple[int, float]]:

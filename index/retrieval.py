@@ -185,6 +185,9 @@ class EmbeddedRetrieval:
         lexical, early = words.result()
         return Retrieved(dense, lexical, loaded.lexical.idf, early)
 
+    def close(self) -> None:
+        self._beside.shutdown(wait=False)
+
     def _lexical(
         self,
         lexical: LexicalIndex,

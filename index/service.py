@@ -59,6 +59,7 @@ class Engine:
         self.feed_poller = FeedPoller(self)
 
     def close(self) -> None:
+        self.retrieval.close()
         self.store.close()
 
     @property

@@ -175,6 +175,9 @@ class Retrieval(Protocol):
         ...
 
     def index_bytes(self, collection: str) -> int: ...
+    def close(self) -> None:
+        """Let the threads it ranks words on go (questions under way finish first)."""
+        ...
 
 
 def open_storage(settings: Settings, dimension: Callable[[], int], lock: threading.RLock) -> tuple[Storage, Retrieval]:
