@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +35,7 @@ from index.storage import Retrieval, Storage, open_storage
 from index.store import DuplicateArticle, NewPiece, Passages, SentenceRow
 
 Progress = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 500
 __all__ = ["DENSE_CANDIDATES", "LEXICAL_CANDIDATES", "RRF_K", "Engine"]
@@ -237,7 +239,11 @@ class Engine:
     def _read(self, collection: str, by_words: list[int]) -> Passages:
         """Read the best chunks by words while the question is embedded: most of the chunks read for the answer are
         among them (XQuAD, 10k chunks: 4.4 of 8 among the first 8, 6.3 among the first 16)."""
-        passages = self.store.passages(collection, by_words[:READ_EARLY])
+        try:
+            passages = self.store.passages(collection, by_words[:READ_EARLY])
+        except Exception:  # a guess at what the answer reads: the answer's own read meets any trouble again, or not
+            log.debug("Reading ahead failed; the answer reads its passages itself", exc_info=True)
+            return Passages({}, {}, {})
         for chunk_id, row in passages.chunks.items():  # and judge their sentences, into the caches that answer reads
             for sentence in passages.sentences[chunk_id]:
                 _judged(passages.articles[row.article_id][1], sentence)

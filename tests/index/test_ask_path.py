@@ -199,3 +199,44 @@ def test_an_article_removed_while_the_question_is_embedded_is_not_quoted(spare_c
     assert len(reads) == 2
     assert reads[1] > 0
     assert quoted not in {excerpt.article_id for excerpt in answer.results}
+
+
+def test_a_damaged_row_read_only_ahead_does_not_fail_the_answer(
+    spare_core: tuple[Engine, list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, reads = spare_core
+    if engine.settings.database_url:
+        pytest.skip("checksums are SQLite's; PostgreSQL checks its own pages")
+    for n in range(16):  # more chunks with the question's words than an answer reads
+        engine.add_text(f"Town {n} notes\n\nThe clerk of town {n} claimed a call about the fair happened late.")
+    reads.clear()
+    before = engine.ask(QUESTION)
+    quoted = {(e.article_id, e.start, e.end) for e in before.results}
+    used = engine.store.passages("default", [c for c, _ in _fused(engine, QUESTION)])
+    spans = [(row.article_id, row.start, row.end) for row in used.chunks.values()]
+    ids, _ = engine.store.chunk_texts("default")
+    others = engine.store.chunks("default", [i for i in ids if i not in used.chunks])
+    # A sentence of a chunk the answer does not read, outside every chunk it does read.
+    victim = next(
+        s
+        for row in others.values()
+        for s in engine.store.sentences(row.article_id, row.start, row.end)
+        if not any(a == s.article_id and s.start < end and s.end > start for a, start, end in spans)
+    )
+    with sqlite3.connect(engine.settings.db_path) as db:
+        db.execute("UPDATE sentences SET vector = zeroblob(length(vector)) WHERE id = ?", (victim.id,))
+    monkeypatch.setattr(service, "READ_EARLY", 10**6)  # read ahead every chunk BM25 finds, the damaged one too
+    engine.store._checked.clear()
+    again = engine.ask(QUESTION)
+    assert {(e.article_id, e.start, e.end) for e in again.results} == quoted
+    assert len(reads) == 2
+    assert reads[1] == 0, "the read ahead met the damage and gave up"
+
+
+def _fused(engine: Engine, question: str) -> list[tuple[int, float]]:
+    from index.retrieval import fuse
+    from index.service import CHUNKS_TO_READ
+
+    vector = engine.embedder.encode([question])[0]
+    ranked = engine.retrieval.search("default", lambda: vector, tokenize(question), None)
+    return fuse([ranked.dense, ranked.lexical])[:CHUNKS_TO_READ]
