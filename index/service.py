@@ -236,27 +236,41 @@ class Engine:
             self._spare = per_text is not None and per_text < usable_cores()
         return self._spare
 
-    def _read(self, collection: str, by_words: list[int]) -> Passages:
+    def _read(self, collection: str, embedded: threading.Event, by_words: list[int]) -> Passages:
         """Read the best chunks by words while the question is embedded: most of the chunks read for the answer are
-        among them (XQuAD, 10k chunks: 4.4 of 8 among the first 8, 6.3 among the first 16)."""
+        among them (XQuAD, 10k chunks: 4.4 of 8 among the first 8, 6.3 among the first 16). Then judge their
+        sentences, best chunk first, into the caches that choosing excerpts reads, until the question's vector is
+        there: the answer judges what it still needs itself, and never waits for sentences it may not need."""
         try:
             passages = self.store.passages(collection, by_words[:READ_EARLY])
         except Exception:  # a guess at what the answer reads: the answer's own read meets any trouble again, or not
             log.debug("Reading ahead failed; the answer reads its passages itself", exc_info=True)
             return Passages({}, {}, {})
-        for chunk_id, row in passages.chunks.items():  # and judge their sentences, into the caches that answer reads
-            for sentence in passages.sentences[chunk_id]:
-                _judged(passages.articles[row.article_id][1], sentence)
+        for chunk_id in by_words[:READ_EARLY]:
+            row = passages.chunks.get(chunk_id)
+            if embedded.is_set():
+                break
+            if row is not None:
+                for sentence in passages.sentences[chunk_id]:
+                    _judged(passages.articles[row.article_id][1], sentence)
         return passages
 
     def _answer(
         self, question: str, collection: str, k: int, query: Callable[[], np.ndarray], scope: tuple[int, ...] | None
     ) -> Answer:
         query_tokens = tokenize(question)
-        read, version = None, 0
+        read, version, embedded = None, 0, threading.Event()
         if self._core_to_spare():
-            read, version = functools.partial(self._read, collection), self.store.collection(collection).version
-        ranked = self.retrieval.search(collection, query, query_tokens, scope, read)
+            read = functools.partial(self._read, collection, embedded)
+            version = self.store.collection(collection).version
+
+        def vector() -> np.ndarray:
+            try:
+                return query()
+            finally:
+                embedded.set()
+
+        ranked = self.retrieval.search(collection, vector, query_tokens, scope, read)
         fused = fuse([ranked.dense, ranked.lexical])[: max(CHUNKS_TO_READ, k * 2)]
         early = ranked.early or Passages({}, {}, {})
         if early.chunks and self.store.collection(collection).version != version:

@@ -4,6 +4,7 @@ passages read while the question is embedded."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -142,8 +143,8 @@ def spare_core(
     reads: list[int] = []
     read = engine._read
 
-    def counted(collection: str, by_words: list[int]) -> Passages:
-        found = read(collection, by_words)
+    def counted(collection: str, embedded: threading.Event, by_words: list[int]) -> Passages:
+        found = read(collection, embedded, by_words)
         reads.append(len(found.chunks))
         return found
 
