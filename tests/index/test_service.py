@@ -388,6 +388,40 @@ def test_rebuild_reports_progress_up_to_the_total(engine: Engine, filled: dict[s
     assert (result.articles, result.chunks) == (len(filled), total)
 
 
+@pytest.mark.parametrize("chunk_tokens", [40, 254])
+def test_rebuild_with_other_chunk_sizes_ends_its_progress_on_the_new_count(
+    engine: Engine, filled: dict[str, int], chunk_tokens: int
+) -> None:
+    before = engine.stats().chunks
+    engine.settings = engine.settings.model_copy(update={"chunk_tokens": chunk_tokens})
+    calls: list[tuple[int, int]] = []
+    result = engine.rebuild(progress=lambda done, total: calls.append((done, total)))
+    after = engine.stats().chunks
+    assert after != before
+    assert {total for _, total in calls} == {after}
+    assert calls[-1] == (after, after) == (result.chunks, result.chunks)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+def test_a_rebuild_that_fails_halfway_leaves_the_index_as_it_was(engine: Engine, filled: dict[str, int]) -> None:
+    before = [engine.ask(q).to_dict() for q in QUESTIONS.values()]
+    embedder = engine.embedder
+    assert isinstance(embedder, HashEmbedder)
+    encode, calls = embedder.encode, []
+
+    def failing(texts: list[str], batch_size: int = 16) -> np.ndarray:
+        calls.append(len(texts))
+        if len(calls) == 3:
+            raise RuntimeError("the model fell over")
+        return encode(texts, batch_size)
+
+    embedder.encode = failing  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="fell over"):
+        engine.rebuild()
+    embedder.encode = encode  # type: ignore[method-assign]
+    assert [engine.ask(q).to_dict() for q in QUESTIONS.values()] == before
+
+
 def test_rebuild_keeps_the_answers_the_same(engine: Engine, filled: dict[str, int]) -> None:
     before = [engine.ask(q).to_dict() for q in QUESTIONS.values()]
     engine.rebuild()
