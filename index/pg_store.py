@@ -399,7 +399,9 @@ class PgStore:
 
     def after_copy(self) -> None:
         """Move the article ids past the ones copied in, so that an id is never given twice."""
-        self._query("SELECT setval(pg_get_serial_sequence('articles', 'id'), greatest(max(id), 1)) FROM articles")
+        self._query(
+            "SELECT setval(pg_get_serial_sequence('articles', 'id'), greatest(max(id), 1)) FROM articles"
+        )
 
     def article(self, collection: str, article_id: int, *, check: bool = True) -> Article:
         found = self._articles("a.collection = %s AND a.id = %s", (collection, article_id))

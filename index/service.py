@@ -247,9 +247,9 @@ class Engine:
             log.debug("Reading ahead failed; the answer reads its passages itself", exc_info=True)
             return Passages({}, {}, {})
         for chunk_id in by_words[:READ_EARLY]:
-            row = passages.chunks.get(chunk_id)
             if embedded.is_set():
                 break
+            row = passages.chunks.get(chunk_id)
             if row is not None:
                 for sentence in passages.sentences[chunk_id]:
                     _judged(passages.articles[row.article_id][1], sentence)
