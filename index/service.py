@@ -179,10 +179,12 @@ class Engine:
         """The embedded backend's in-memory indexes of a collection, loaded or reloaded (for benchmarks/chaos.py)."""
         return self.retrieval.load(collection)  # type: ignore[attr-defined]
 
-    def _check_model(self, collection: str) -> None:
-        stored = self.store.collection(collection).model
-        if stored and stored != self.embedder.name:
-            raise ModelMismatchError(collection, stored, self.embedder.name)
+    def _check_model(self, collection: str) -> int:
+        """Raise if the collection was embedded by another model; return its version, read in the same look-up."""
+        info = self.store.collection(collection)
+        if info.model and info.model != self.embedder.name:
+            raise ModelMismatchError(collection, info.model, self.embedder.name)
+        return info.version
 
     # --- asking ------------------------------------------------------------------------------
 
@@ -210,20 +212,20 @@ class Engine:
             raise EmptyCollectionError(collection)
         for article_id in articles or ():
             self.store.article(collection, article_id)  # another collection's article is not found here
-        self._check_model(collection)
+        version = self._check_model(collection)
         k = max(1, min(k, MAX_EXCERPTS))
         query = functools.cache(functools.partial(self._embed_question, question))  # embedded once, when first needed
         if articles is not None:
-            return self._answer(question, collection, k, query, tuple(dict.fromkeys(articles)))
+            return self._answer(question, collection, k, query, tuple(dict.fromkeys(articles)), version=version)
         if prefer:
-            found = self._answer(question, collection, k, query, tuple(dict.fromkeys(prefer)))
+            found = self._answer(question, collection, k, query, tuple(dict.fromkeys(prefer)), version=version)
             if found.answered:
                 return found
-            wider = self._answer(question, collection, k, query, None)
+            wider = self._answer(question, collection, k, query, None, version=version)
             if wider.answered or not found.results:
                 return dataclasses.replace(wider, widened=True)
             return found  # nothing answers anywhere: the closest passages of the same story say the most
-        return self._answer(question, collection, k, query, None)
+        return self._answer(question, collection, k, query, None, version=version)
 
     def _embed_question(self, question: str) -> np.ndarray:
         return self.embedder.encode([question])[0]
@@ -256,13 +258,20 @@ class Engine:
         return passages
 
     def _answer(
-        self, question: str, collection: str, k: int, query: Callable[[], np.ndarray], scope: tuple[int, ...] | None
+        self,
+        question: str,
+        collection: str,
+        k: int,
+        query: Callable[[], np.ndarray],
+        scope: tuple[int, ...] | None,
+        *,
+        version: int,
     ) -> Answer:
+        """Answer from the collection as it was at ``version``, or later: what is read ahead is kept only if the
+        version has not moved since."""
         query_tokens = tokenize(question)
-        read, version, embedded = None, 0, threading.Event()
-        if self._core_to_spare():
-            read = functools.partial(self._read, collection, embedded)
-            version = self.store.collection(collection).version
+        embedded = threading.Event()
+        read = functools.partial(self._read, collection, embedded) if self._core_to_spare() else None
 
         def vector() -> np.ndarray:
             try:
