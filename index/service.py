@@ -231,11 +231,13 @@ class Engine:
         return self.embedder.encode([question])[0]
 
     def _core_to_spare(self) -> bool:
-        """Whether a core is idle while the model embeds a question. On torch, whose threads take every core, reading
-        meanwhile made the ask 1.5 ms slower (of 23); on onnx-int8, one core a text, 0.4 ms faster (of 5)."""
+        """Whether a core and the interpreter are idle while the model embeds a question. On onnx-int8 (one core a
+        text, in one call that lets go of the interpreter) reading meanwhile made an ask 0.4 ms faster (of 5); on
+        torch (one core a text, Python between its operations) 1.5 ms slower (of 17)."""
         if self._spare is None:
             per_text = getattr(self.embedder, "cores_per_text", None)
-            self._spare = per_text is not None and per_text < usable_cores()
+            busy = getattr(self.embedder, "holds_interpreter", False)
+            self._spare = per_text is not None and per_text < usable_cores() and not busy
         return self._spare
 
     def _read(self, collection: str, embedded: threading.Event, by_words: list[int]) -> Passages:

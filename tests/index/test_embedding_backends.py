@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -335,3 +336,30 @@ def test_pooled_sentence_vectors_are_unit_and_close_to_separate_ones(
 
 def test_an_export_folder_is_named_safely(tmp_path: Path) -> None:
     assert re.fullmatch(r"[A-Za-z0-9._-]+", export_dir(tmp_path, "packaged:all-MiniLM-L6-v2").name)
+
+
+# --- torch, one text per core --------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_torch_gives_the_vectors_of_the_models_own_encode(real_embedder: SentenceTransformerEmbedder) -> None:
+    texts = [*SENTENCES, "word " * 400, "x"]  # one past the model's limit, one of a single token
+    own = real_embedder.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    assert (real_embedder.encode(texts) * own).sum(axis=1).min() > 0.99999
+    vectors, pooled = real_embedder.encode_spans(texts, [[(0, 1)] for _ in texts])
+    assert (vectors * own).sum(axis=1).min() > 0.99999
+    assert [p.shape for p in pooled] == [(1, real_embedder.dimension)] * len(texts)
+
+
+@pytest.mark.slow
+def test_torch_runs_each_text_on_one_thread_and_leaves_the_process_count_alone(
+    real_embedder: SentenceTransformerEmbedder,
+) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    real_embedder.encode(["Who claimed the call happened?"])
+    assert real_embedder._lanes().map(lambda row: torch.get_num_threads(), [0, 1]) == [1, 1]
+    assert torch.get_num_threads() == before
+    with ThreadPoolExecutor(1) as later:  # a thread started afterwards takes the process's count, not one
+        assert later.submit(torch.get_num_threads).result() == before
