@@ -304,7 +304,7 @@ class SentenceTransformerEmbedder:
         self.dimension = int(dimension() or 0)
         self.max_tokens = int(self._model.max_seq_length or 256) - 2
         self._lock = FairLock()
-        self._device = device
+        self._on_cpu = self._model.device.type == "cpu"
         self._starting = threading.Lock()
         self._workers: Lanes | None = None
         # Counting has a copy of the tokenizer to itself: through the shared one it switched truncation off and the
@@ -332,14 +332,14 @@ class SentenceTransformerEmbedder:
     @property
     def cores_per_text(self) -> int:
         """One on the CPU (each text runs alone on one core); an accelerator's batches are not counted in cores."""
-        return 1 if self._device == "cpu" else usable_cores()
+        return 1 if self._on_cpu else usable_cores()
 
     # Torch runs Python between the model's operations: Python work beside a question's embedding (the engine's
     # reading ahead) slows it, though a core is free: 18.7 ms an ask against 17.2 without (10k chunks).
     holds_interpreter = True
 
     def encode(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
-        if self._device != "cpu":
+        if not self._on_cpu:
             return self._encode_batched(texts, batch_size)
         vectors = self._run_each(texts, lambda row, encoding, vector, tokens: vector)
         return np.vstack(vectors) if vectors else np.zeros((0, self.dimension), dtype=np.float32)
@@ -347,7 +347,7 @@ class SentenceTransformerEmbedder:
     def encode_spans(
         self, texts: Sequence[str], spans: Sequence[SpanList], batch_size: int = 16
     ) -> tuple[np.ndarray, list[np.ndarray]]:
-        if self._device != "cpu":
+        if not self._on_cpu:
             return self._encode_spans_batched(texts, spans, batch_size)
 
         def pool(row: int, encoding: Any, vector: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

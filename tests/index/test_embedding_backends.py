@@ -363,3 +363,18 @@ def test_torch_runs_each_text_on_one_thread_and_leaves_the_process_count_alone(
     assert torch.get_num_threads() == before
     with ThreadPoolExecutor(1) as later:  # a thread started afterwards takes the process's count, not one
         assert later.submit(torch.get_num_threads).result() == before
+
+
+@pytest.mark.slow
+def test_on_an_accelerator_torch_batches_to_the_same_vectors(
+    real_embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [*SENTENCES, "word " * 400]
+    spans = [[(0, 4)] for _ in texts]
+    alone, alone_pooled = real_embedder.encode_spans(texts, spans)
+    monkeypatch.setattr(real_embedder, "_on_cpu", False)  # what a GPU would take: length-sorted batches
+    assert real_embedder.cores_per_text == usable_cores()
+    batched, batched_pooled = real_embedder.encode_spans(texts, spans, batch_size=4)
+    assert (real_embedder.encode(texts, batch_size=4) * alone).sum(axis=1).min() > 0.99999
+    assert (batched * alone).sum(axis=1).min() > 0.99999
+    assert min(float((a * b).sum()) for a, b in zip(alone_pooled, batched_pooled, strict=True)) > 0.9999
