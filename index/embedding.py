@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import warnings
@@ -120,17 +121,25 @@ class Lanes:
     """Worker threads, one per core, each running one text at a time; the calls waiting take turns, a text each.
 
     A question asked while a long article is being embedded waits for the texts already running, not for the
-    article. ``setup`` runs first on each worker (torch sets its thread count there).
+    article. ``setup`` runs first on each worker (torch sets its thread count there). At the process's exit the
+    workers finish the texts they are running and stop: torch aborted the process ("terminate called without an
+    active exception") when the interpreter shut down under a worker still inside the model, as after Ctrl-C
+    during an add.
     """
 
     def __init__(self, threads: int, name: str, setup: Callable[[], None] | None = None) -> None:
         self._turn = threading.Condition()
         self._jobs: deque[_Job[Any]] = deque()
+        self._closed = False
         ready = threading.Barrier(threads + 1)
-        for n in range(threads):
-            worker = threading.Thread(target=self._work, args=(setup, ready), name=f"{name}-{n}", daemon=True)
+        self._workers = [
+            threading.Thread(target=self._work, args=(setup, ready), name=f"{name}-{n}", daemon=True)
+            for n in range(threads)
+        ]
+        for worker in self._workers:
             worker.start()
         ready.wait()
+        atexit.register(self.close)
 
     def map(self, run: Callable[[int], T], order: Sequence[int]) -> list[T]:
         """``[run(0), run(1), ...]`` for the rows in ``order`` (a permutation of ``range(len(order))``), started in
@@ -139,6 +148,8 @@ class Lanes:
             return []
         job = _Job(run, order)
         with self._turn:
+            if self._closed:
+                raise RuntimeError("the embedding workers have stopped: the process is exiting")
             self._jobs.append(job)
             self._turn.notify(len(order))
         job.done.wait()
@@ -146,14 +157,31 @@ class Lanes:
             raise job.error
         return job.results
 
+    def close(self, timeout: float = 10.0) -> None:
+        """Start no more texts, fail the calls still waiting for some, and wait for the texts running."""
+        with self._turn:
+            self._closed = True
+            while self._jobs:
+                job = self._jobs.popleft()
+                job.error = job.error or RuntimeError("the embedding workers have stopped: the process is exiting")
+                job.left = 0
+                if not job.running:
+                    job.done.set()
+            self._turn.notify_all()
+        for worker in self._workers:
+            if worker is not threading.current_thread():
+                worker.join(timeout)
+
     def _work(self, setup: Callable[[], None] | None, ready: threading.Barrier) -> None:
         if setup is not None:
             setup()
         ready.wait()
         while True:
             with self._turn:
-                while not self._jobs:
+                while not self._jobs and not self._closed:
                     self._turn.wait()
+                if self._closed:
+                    return
                 job = self._jobs.popleft()
                 row = next(job.waiting)
                 job.left -= 1

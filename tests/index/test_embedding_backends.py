@@ -378,3 +378,23 @@ def test_on_an_accelerator_torch_batches_to_the_same_vectors(
     assert (real_embedder.encode(texts, batch_size=4) * alone).sum(axis=1).min() > 0.99999
     assert (batched * alone).sum(axis=1).min() > 0.99999
     assert min(float((a * b).sum()) for a, b in zip(alone_pooled, batched_pooled, strict=True)) > 0.9999
+
+
+@pytest.mark.slow
+def test_a_process_exiting_while_torch_embeds_exits_cleanly(tmp_path: Path) -> None:
+    """As after Ctrl-C during an add: the interpreter shuts down while the workers are inside the model."""
+    script = tmp_path / "exit_mid_embedding.py"
+    script.write_text(
+        "import sys, threading, time\n"
+        "from index.embedding import SentenceTransformerEmbedder\n"
+        "embedder = SentenceTransformerEmbedder()\n"
+        "embedder.encode(['warm up'])\n"
+        "threading.Thread(target=embedder.encode, args=(['word ' * 250] * 400,), daemon=True).start()\n"
+        "time.sleep(1.0)\n"
+        "sys.exit(0)\n"
+    )
+    root = Path(__file__).parents[2]
+    run = [sys.executable, str(script)]
+    done = subprocess.run(run, check=False, capture_output=True, text=True, timeout=120, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "terminate called" not in done.stderr

@@ -59,3 +59,32 @@ def test_setup_runs_on_every_worker_before_it_takes_work() -> None:
     ran_on = lanes.map(lambda row: (time.sleep(0.01), threading.get_ident())[1], list(range(8)))
     assert len(prepared) == 2
     assert set(ran_on) <= prepared
+
+
+def test_closing_lets_the_running_texts_finish_and_fails_the_calls_still_waiting() -> None:
+    lanes = Lanes(1, "test")
+    finished: list[int] = []
+    started = threading.Event()
+    errors: list[BaseException] = []
+
+    def slow(row: int) -> int:
+        started.set()
+        time.sleep(0.05)
+        finished.append(row)
+        return row
+
+    def article() -> None:
+        try:
+            lanes.map(slow, list(range(10)))
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    caller = threading.Thread(target=article)
+    caller.start()
+    assert started.wait(5)
+    lanes.close()
+    caller.join(5)
+    assert finished == [0]  # the text running when the process began to exit, and no other
+    assert "exiting" in str(errors[0])
+    with pytest.raises(RuntimeError, match="exiting"):
+        lanes.map(lambda row: row, [0])
