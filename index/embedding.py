@@ -285,25 +285,53 @@ def encode_pooled(
     """Encode the chunks once and take each sentence's vector from the token vectors of the chunk where it is most
     central, plus ``chunk_weight`` times that chunk's vector; a sentence no chunk's tokens reach is encoded on its
     own."""
-    owners = central_chunks(chunks, spans)
-    local: list[list[tuple[int, int]]] = [[] for _ in chunks]
-    slots: list[tuple[int, int]] = []
-    for span, owner in zip(spans, owners, strict=True):
-        if owner < 0:
-            slots.append((-1, -1))
-            continue
-        slots.append((owner, len(local[owner])))
-        local[owner].append((span.start - chunks[owner].start, span.end - chunks[owner].start))
-    chunk_vectors, pooled = embedder.encode_spans([c.text for c in chunks], local, batch_size)
-    sentences = np.zeros((len(spans), embedder.dimension), dtype=np.float32)
-    for row, (owner, slot) in enumerate(slots):
-        if owner >= 0 and np.any(pooled[owner][slot]):
-            mixed = pooled[owner][slot] + chunk_weight * chunk_vectors[owner]
-            sentences[row] = mixed / np.linalg.norm(mixed)
-    missing = [int(i) for i in np.flatnonzero(~np.any(sentences, axis=1))]
-    if missing:
-        sentences[missing] = embedder.encode([text[spans[i].start : spans[i].end] for i in missing], batch_size)
-    return chunk_vectors, sentences
+    return encode_pooled_parts(embedder, [(text, chunks, spans)], batch_size, chunk_weight=chunk_weight)[0]
+
+
+def encode_pooled_parts(
+    embedder: PoolingEmbedder,
+    parts: Sequence[tuple[str, Sequence[Chunk], Sequence[Span]]],
+    batch_size: int = 16,
+    *,
+    chunk_weight: float = CHUNK_WEIGHT,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``encode_pooled`` of several texts (or parts of them) in one call to the model, so that its cores share
+    out the chunks of all of them: each text's chunk and sentence vectors, in order."""
+    texts: list[str] = []
+    local: list[list[tuple[int, int]]] = []
+    slots: list[list[tuple[int, int]]] = []  # per part, per sentence: (row of its chunk in texts, its place there)
+    for _, chunks, spans in parts:
+        first = len(texts)
+        texts.extend(c.text for c in chunks)
+        local.extend([] for _ in chunks)
+        mine: list[tuple[int, int]] = []
+        for span, owner in zip(spans, central_chunks(chunks, spans), strict=True):
+            if owner < 0:
+                mine.append((-1, -1))
+                continue
+            row = first + owner
+            mine.append((row, len(local[row])))
+            local[row].append((span.start - chunks[owner].start, span.end - chunks[owner].start))
+        slots.append(mine)
+    chunk_vectors, pooled = embedder.encode_spans(texts, local, batch_size)
+    results: list[tuple[np.ndarray, np.ndarray]] = []
+    alone: list[tuple[int, int, str]] = []  # (part, sentence, its text): no chunk's tokens reach it
+    first = 0
+    for n, ((text, chunks, spans), mine) in enumerate(zip(parts, slots, strict=True)):
+        sentences = np.zeros((len(spans), embedder.dimension), dtype=np.float32)
+        for i, (row, slot) in enumerate(mine):
+            if row >= 0 and np.any(pooled[row][slot]):
+                mixed = pooled[row][slot] + chunk_weight * chunk_vectors[row]
+                sentences[i] = mixed / np.linalg.norm(mixed)
+            else:
+                alone.append((n, i, text[spans[i].start : spans[i].end]))
+        results.append((chunk_vectors[first : first + len(chunks)], sentences))
+        first += len(chunks)
+    if alone:
+        vectors = embedder.encode([sentence for _, _, sentence in alone], batch_size)
+        for (n, i, _), vector in zip(alone, vectors, strict=True):
+            results[n][1][i] = vector
+    return results
 
 
 class SentenceTransformerEmbedder:

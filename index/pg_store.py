@@ -12,7 +12,7 @@ tables too (migrations 2 and 3).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -534,7 +534,7 @@ class PgStore:
     def replace_pieces(
         self,
         collection: str,
-        pieces: dict[int, tuple[Sequence[NewPiece], Sequence[NewPiece]]],
+        pieces: Mapping[int, tuple[Sequence[NewPiece], Sequence[NewPiece]]],
         model: str,
         dimension: int,
     ) -> None:

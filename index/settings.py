@@ -28,7 +28,10 @@ class Settings(BaseSettings):
     )
     device: str = Field(default="cpu", description="Torch device for the embedding model.")
     batch_size: int = Field(
-        default=16, ge=1, description="Texts per embedding batch on an accelerator (on the CPU each text runs alone)."
+        default=16,
+        ge=1,
+        description="Texts per embedding batch on an accelerator (on the CPU each text runs alone), and per step of"
+        " a rebuild.",
     )
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         default="torch",

@@ -8,7 +8,7 @@ keeping FAISS and BM25 in memory) and the server one (``index.pg_store.PgStore``
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -69,7 +69,7 @@ class Storage(Protocol):
     def replace_pieces(
         self,
         collection: str,
-        pieces: dict[int, tuple[Sequence[NewPiece], Sequence[NewPiece]]],
+        pieces: Mapping[int, tuple[Sequence[NewPiece], Sequence[NewPiece]]],
         model: str,
         dimension: int,
     ) -> None: ...

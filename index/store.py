@@ -19,7 +19,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -800,7 +800,7 @@ class Store:
     def replace_pieces(
         self,
         collection: str,
-        pieces: dict[int, tuple[Sequence[NewPiece], Sequence[NewPiece]]],
+        pieces: Mapping[int, tuple[Sequence[NewPiece], Sequence[NewPiece]]],
         model: str,
         dimension: int,
     ) -> None:

@@ -37,7 +37,7 @@ from index.onnx_backend import (
 from index.service import Engine
 from index.settings import DEFAULT_MODEL, Settings
 from tests.fakes.embedder import HashEmbedder
-from tests.index.articles import PHONE_CALL
+from tests.index.articles import ALL_ARTICLES, PHONE_CALL
 
 # --- pooling spans of token vectors -------------------------------------------------------------------------------
 
@@ -122,6 +122,46 @@ def test_the_pooled_setting_embeds_an_article_in_one_pass(settings: Settings) ->
     engine.add_text(PHONE_CALL, title="Call row")
     assert embedder.span_calls == 1
     assert engine.ask("who claimed the call happened?").results
+    engine.close()
+
+
+@pytest.mark.parametrize("sentence_vectors", ["pooled", "separate"])
+def test_a_rebuild_hands_the_model_several_articles_at_once_and_stores_what_adding_them_did(
+    settings: Settings, sentence_vectors: str
+) -> None:
+    embedder = SpanHashEmbedder()
+    # Small chunks, so that an article has several and a group of slices ends inside an article.
+    engine = Engine(settings.model_copy(update={"sentence_vectors": sentence_vectors, "chunk_tokens": 40}), embedder)
+    ids = [engine.add_text(text).article.id for text in ALL_ARTICLES]
+
+    def stored() -> list[tuple[list[tuple[int, int]], np.ndarray, np.ndarray]]:
+        _, matrix = engine.store.chunk_vectors("default")
+        found = []
+        for article_id in ids:
+            sentences = engine.store.sentences(article_id, 0, 10**9)
+            vectors = np.vstack([s.vector for s in sentences])
+            found.append(([(s.start, s.end) for s in sentences], vectors, matrix))
+        return found
+
+    before = stored()
+    calls = embedder.span_calls
+    encoded: list[int] = []
+    encode = embedder.encode
+
+    def counting(texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
+        encoded.append(len(texts))
+        return encode(texts, batch_size)
+
+    embedder.encode = counting  # type: ignore[method-assign]
+    result = engine.rebuild()
+    groups = -(-result.chunks // settings.batch_size)  # a batch's worth a call to the model, but the last
+    model_calls = embedder.span_calls - calls if sentence_vectors == "pooled" else len(encoded) // 2
+    assert model_calls <= groups < len(ids)
+    after = stored()
+    for (spans, vectors, matrix), (spans_again, vectors_again, matrix_again) in zip(before, after, strict=True):
+        assert spans == spans_again
+        np.testing.assert_allclose(vectors, vectors_again, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.sort(matrix, axis=0), np.sort(matrix_again, axis=0), rtol=1e-5, atol=1e-6)
     engine.close()
 
 
