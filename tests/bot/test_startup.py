@@ -16,8 +16,9 @@ import pytest
 from bot.client import NewsQuoteBot, load_model_in_background
 from index import Engine
 from tests.bot.conftest import StartBot
-from tests.bot.support import TOKEN, World, callback
+from tests.bot.support import TOKEN, World, callback, webhook_path
 from tests.fakes.discord_server import MESSAGE_CONTENT_INTENT, FakeDiscord
+from tests.index.articles import PHONE_CALL, PHONE_CALL_TITLE
 
 COMMANDS = {"ask", "add", "articles", "remove", "rebuild", "stats", "feed", "watch", "Add article"}
 REPO = Path(__file__).resolve().parents[2]
@@ -154,4 +155,30 @@ async def test_sigterm_stops_the_bot_cleanly(fake: FakeDiscord, tmp_path: Path) 
     assert process.returncode == 0, log
     assert "Traceback" not in log
     assert "Received SIGTERM: stopping" in log
+    assert log.strip().splitlines()[-1].endswith("Stopped")
+
+
+@pytest.mark.slow
+async def test_sigterm_after_the_real_model_has_answered_stops_cleanly(fake: FakeDiscord, tmp_path: Path) -> None:
+    """The model's worker threads are running by then: the process must still end with exit code 0."""
+    process = await start_bot_process(fake, tmp_path)
+    await fake.wait_ready(timeout=60)
+    upload = fake.add_attachment("phone-call.txt", PHONE_CALL.encode(), "text/plain")
+    added = await fake.send_interaction("add file", {"attachment": upload})
+    await fake.wait_for_request(
+        "PATCH",
+        webhook_path(fake, added, "/messages/@original"),
+        lambda r: PHONE_CALL_TITLE in ((r.json or {}).get("content") or ""),
+        timeout=90,
+    )
+    asked = await fake.send_interaction("ask", {"question": "who claimed the call happened?"})
+    await fake.wait_for_request("POST", webhook_path(fake, asked), timeout=30)
+
+    process.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    log = stderr.decode()
+
+    assert process.returncode == 0, log
+    assert "terminate called" not in log
+    assert "Traceback" not in log
     assert log.strip().splitlines()[-1].endswith("Stopped")
