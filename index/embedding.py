@@ -104,6 +104,9 @@ class FairLock:
                 self._free += 1
 
 
+STOPPED = "the embedding workers have stopped: the process is exiting"
+
+
 class _Job(Generic[T]):
     """One call's texts on the lanes: which to start next, what came back."""
 
@@ -149,7 +152,7 @@ class Lanes:
         job = _Job(run, order)
         with self._turn:
             if self._closed:
-                raise RuntimeError("the embedding workers have stopped: the process is exiting")
+                raise RuntimeError(STOPPED)
             self._jobs.append(job)
             self._turn.notify(len(order))
         job.done.wait()
@@ -163,7 +166,7 @@ class Lanes:
             self._closed = True
             while self._jobs:
                 job = self._jobs.popleft()
-                job.error = job.error or RuntimeError("the embedding workers have stopped: the process is exiting")
+                job.error = job.error or RuntimeError(STOPPED)
                 job.left = 0
                 if not job.running:
                     job.done.set()
@@ -240,6 +243,18 @@ def pool_spans(tokens: np.ndarray, offsets: np.ndarray, special: np.ndarray, spa
     pooled[last == first] = 0.0
     norms = np.linalg.norm(pooled, axis=1, keepdims=True)
     return (pooled / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def pool_encoded(tokens: np.ndarray, encoding: Any, spans: SpanList) -> np.ndarray:
+    """``pool_spans`` of one text run alone, with the offsets and special tokens of its ``tokenizers`` encoding."""
+    offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)
+    special = np.asarray(encoding.special_tokens_mask, dtype=bool)
+    return pool_spans(tokens, offsets, special, spans)
+
+
+def stacked(vectors: list[np.ndarray], dimension: int) -> np.ndarray:
+    """One row per text's vector (none for no texts)."""
+    return np.vstack(vectors) if vectors else np.zeros((0, dimension), dtype=np.float32)
 
 
 def central_chunks(chunks: Sequence[Chunk], spans: Sequence[Span]) -> list[int]:
@@ -397,8 +412,7 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
         if not self._on_cpu:
             return self._encode_batched(texts, batch_size)
-        vectors = self._run_each(texts, lambda row, encoding, vector, tokens: vector)
-        return np.vstack(vectors) if vectors else np.zeros((0, self.dimension), dtype=np.float32)
+        return stacked(self._run_each(texts, lambda row, encoding, vector, tokens: vector), self.dimension)
 
     def encode_spans(
         self, texts: Sequence[str], spans: Sequence[SpanList], batch_size: int = 16
@@ -407,14 +421,10 @@ class SentenceTransformerEmbedder:
             return self._encode_spans_batched(texts, spans, batch_size)
 
         def pool(row: int, encoding: Any, vector: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)
-            special = np.asarray(encoding.special_tokens_mask, dtype=bool)
-            return vector, pool_spans(tokens, offsets, special, spans[row])
+            return vector, pool_encoded(tokens, encoding, spans[row])
 
         pooled = self._run_each(texts, pool)
-        if not pooled:
-            return np.zeros((0, self.dimension), dtype=np.float32), []
-        return np.vstack([vector for vector, _ in pooled]), [sentences for _, sentences in pooled]
+        return stacked([vector for vector, _ in pooled], self.dimension), [sentences for _, sentences in pooled]
 
     def _run_each(self, texts: Sequence[str], finish: Callable[[int, Any, np.ndarray, np.ndarray], T]) -> list[T]:
         """``finish(row, encoding, unit vector, token vectors)`` of each text, in order, each text run alone on one

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from index.embedding import FairLock, SpanList, pool_spans, resolve_model_path, usable_cores
+from index.embedding import FairLock, SpanList, pool_encoded, resolve_model_path, stacked, usable_cores
 from index.errors import ModelLoadError
 
 EXPORT_FORMAT = 1
@@ -247,21 +247,16 @@ class OnnxEmbedder:
 
     def encode(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
         """``batch_size`` is not used: each text runs alone."""
-        vectors = self._run_all(texts, lambda row, tokens, encoding: self._pool(tokens))
-        return np.vstack(vectors) if vectors else np.zeros((0, self.dimension), dtype=np.float32)
+        return stacked(self._run_all(texts, lambda row, tokens, encoding: self._pool(tokens)), self.dimension)
 
     def encode_spans(
         self, texts: Sequence[str], spans: Sequence[SpanList], batch_size: int = 16
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         def pool(row: int, tokens: np.ndarray, encoding: Any) -> tuple[np.ndarray, np.ndarray]:
-            offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)
-            special = np.asarray(encoding.special_tokens_mask, dtype=bool)
-            return self._pool(tokens), pool_spans(tokens, offsets, special, spans[row])
+            return self._pool(tokens), pool_encoded(tokens, encoding, spans[row])
 
         pooled = self._run_all(texts, pool)
-        if not pooled:
-            return np.zeros((0, self.dimension), dtype=np.float32), []
-        return np.vstack([vector for vector, _ in pooled]), [sentences for _, sentences in pooled]
+        return stacked([vector for vector, _ in pooled], self.dimension), [sentences for _, sentences in pooled]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:

@@ -42,8 +42,10 @@ __all__ = ["DENSE_CANDIDATES", "LEXICAL_CANDIDATES", "RRF_K", "Engine"]
 
 CHUNKS_TO_READ = 8
 READ_EARLY = 16
-Plan = tuple[str, Sequence[Chunk], Sequence[Span]]  # a text, chunks of it and their sentences
 MAX_EXCERPTS = 10
+
+Plan = tuple[str, Sequence[Chunk], Sequence[Span]]  # a text, chunks of it and their sentences
+ArticlePlan = tuple[int, str, list[Chunk], list[Span]]  # an article's id, text, chunks (or some) and their sentences
 
 
 class Engine:
@@ -175,16 +177,9 @@ class Engine:
             sentence_vectors = embedder.encode(
                 [text[s.start : s.end] for text, _, spans in parts for s in spans], batch_size=size * 4
             )
-            vectors, chunks_taken, spans_taken = [], 0, 0
-            for _, chunks, spans in parts:
-                vectors.append(
-                    (
-                        chunk_vectors[chunks_taken : chunks_taken + len(chunks)],
-                        sentence_vectors[spans_taken : spans_taken + len(spans)],
-                    )
-                )
-                chunks_taken += len(chunks)
-                spans_taken += len(spans)
+            chunk_ends = np.cumsum([len(chunks) for _, chunks, _ in parts])[:-1]
+            span_ends = np.cumsum([len(spans) for _, _, spans in parts])[:-1]
+            vectors = list(zip(np.split(chunk_vectors, chunk_ends), np.split(sentence_vectors, span_ends), strict=True))
         return [
             (
                 [NewPiece(c.start, c.end, v) for c, v in zip(chunks, chunk_vectors, strict=True)],
@@ -587,12 +582,10 @@ def _judged(text: str, s: SentenceRow) -> tuple[frozenset[str], answer.Traits]:
     )
 
 
-def _groups(
-    plans: Sequence[tuple[int, str, list[Chunk], list[Span]]], size: int
-) -> Iterator[list[tuple[int, str, list[Chunk], list[Span]]]]:
+def _groups(plans: Sequence[ArticlePlan], size: int) -> Iterator[list[ArticlePlan]]:
     """The articles' chunks in slices of at most ``size`` (with their sentences), gathered in order into groups of
     at least ``size`` chunks (the last may hold fewer)."""
-    gathered: list[tuple[int, str, list[Chunk], list[Span]]] = []
+    gathered: list[ArticlePlan] = []
     held = 0
     for article_id, text, chunks, spans in plans:
         for some_chunks, some_spans in _slices(chunks, spans, size):
