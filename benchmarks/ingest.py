@@ -2,14 +2,16 @@
 
     python -m benchmarks.ingest SQUAD.json [--runs 3] [--backends torch onnx onnx-int8]
                                           [--sentence-vectors separate pooled] [--batch-sizes 16]
-                                          [--encodings] [--cache DIR] [--json]
+                                          [--per-add 1 12] [--encodings] [--cache DIR] [--json]
 
 The floor is a plain ``SentenceTransformer.encode(batch_size=16)`` (torch) of exactly the chunks the engine cuts
 from the articles (each ``data[]`` entry of a SQuAD v1.1 file such as XQuAD's ``xquad.en.json``, its paragraphs
 joined by blank lines), in the batches that call makes (all chunks sorted by length, 16 at a time). Each
 configuration adds every article to a fresh collection (cleaning, splitting, chunk and sentence vectors, SQLite,
 FAISS, BM25: the whole ``Engine.add_text``) with its model already loaded, and the floor's batches run between
-the articles, spread evenly: both see the same load from whatever else the machine runs. The figure is floor
+the articles, spread evenly: both see the same load from whatever else the machine runs. ``--per-add N`` (N > 1)
+instead adds N articles at a time with ``Engine.add_all``, as ``python -m index add A B C`` does, the floor's
+batches running between those calls. The figure is floor
 seconds / engine seconds. Every run repeats every configuration; medians over runs are printed. Text throughput
 is in kB of article text (UTF-8) per second.
 
@@ -20,6 +22,7 @@ floor (no engine around them).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -64,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "onnx", "onnx-int8"])
     parser.add_argument("--sentence-vectors", nargs="+", default=["separate", "pooled"], choices=["separate", "pooled"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[16])
+    parser.add_argument(
+        "--per-add", nargs="+", type=int, default=[1], help="articles per add: 1 is add_text, more is add_all"
+    )
     parser.add_argument("--encodings", action="store_true", help="also time raw encodes of the alternatives")
     parser.add_argument(
         "--cache", type=Path, help="a data directory whose models/ keeps the onnx exports (default: a scratch one)"
@@ -91,7 +97,13 @@ def main(argv: list[str] | None = None) -> int:
             batch()
 
         configs = [(b, sv, bs) for b in args.backends for sv in args.sentence_vectors for bs in args.batch_sizes]
-        ways = {"/".join(map(str, c)): _engine_adds(articles, _settings(base, c), embedders[c[0]]) for c in configs}
+        ways = {
+            "/".join(map(str, c)) + (f", {n} per add" if n > 1 else ""): _engine_adds(
+                articles, _settings(base, c), embedders[c[0]], n
+            )
+            for c in configs
+            for n in args.per_add
+        }
         if args.encodings:
             ways |= _encodings(plans, torch_embedder)
         for way in ways.values():  # warm every path once
@@ -159,8 +171,9 @@ def _floor_batch(embedder: SentenceTransformerEmbedder, texts: list[str]) -> Cal
 Way = Callable[[], tuple[list[Callable[[], object]], Callable[[], None]]]
 
 
-def _engine_adds(articles: list[tuple[str, str]], settings: Settings, embedder: Embedder) -> Way:
-    """One ``add_text`` per article into a fresh engine (and a way to throw it away)."""
+def _engine_adds(articles: list[tuple[str, str]], settings: Settings, embedder: Embedder, per_add: int = 1) -> Way:
+    """One ``add_text`` per article, or one ``add_all`` per ``per_add`` articles, into a fresh engine (and a way to
+    throw it away)."""
 
     def prepare() -> tuple[list[Callable[[], object]], Callable[[], None]]:
         scratch = tempfile.TemporaryDirectory()
@@ -169,10 +182,16 @@ def _engine_adds(articles: list[tuple[str, str]], settings: Settings, embedder: 
         def add(title: str, text: str) -> Callable[[], object]:
             return lambda: engine.add_text(text, "bench", title=title)
 
+        def add_all(some: list[tuple[str, str]]) -> Callable[[], object]:
+            readers = [functools.partial(sources.from_text, text, settings, title=title) for title, text in some]
+            return lambda: list(engine.add_all(readers, "bench"))
+
         def cleanup() -> None:
             engine.close()
             scratch.cleanup()
 
+        if per_add > 1:
+            return [add_all(articles[first : first + per_add]) for first in range(0, len(articles), per_add)], cleanup
         return [add(title, text) for title, text in articles], cleanup
 
     return prepare

@@ -8,15 +8,17 @@ import sqlite3
 import sys
 import textwrap
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from index import sources
 from index.errors import NewsQuoteError, UserInputError
 from index.feeds import parse_feed_id
 from index.ids import parse_article_id
-from index.models import AddResult, Answer, Feed, FeedPoll
-from index.service import Engine
+from index.models import Answer, Feed, FeedPoll
+from index.service import Engine, Reader
 from index.settings import Settings
 from index.wording import plural
 
@@ -115,38 +117,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _add(engine: Engine, args: argparse.Namespace, collection: str) -> int:
-    jobs: list[tuple[str, object]] = []
+    settings, title = engine.settings, args.title
+    jobs: list[tuple[str, Reader]] = []
     if args.text is not None:
-        jobs.append(("pasted text", lambda: engine.add_text(args.text, collection, title=args.title)))
+        jobs.append(("pasted text", lambda: sources.from_text(args.text, settings, title=title)))
     for source in args.sources:
         if source == "-":  # bytes, so that binary piped in is refused like a binary file, and encodings are guessed
             data = sys.stdin.buffer.read()
-            jobs.append(
-                (
-                    "standard input",
-                    lambda data=data: engine.add_bytes(data, "stdin.txt", collection, title=args.title, source="text"),
-                )
-            )
+            jobs.append(("standard input", partial(sources.from_bytes, data, "stdin.txt", settings, title, "text")))
         elif source.lower().startswith(("http://", "https://")):
-            jobs.append((source, lambda source=source: engine.add_url(source, collection, title=args.title)))
+            jobs.append((source, partial(engine.read_url, source, collection, title)))
         else:
-            jobs.append((source, lambda source=source: engine.add_file(Path(source), collection, title=args.title)))
+            jobs.append((source, partial(sources.from_file, Path(source), settings, title)))
     if not jobs:
         raise UserInputError("Nothing to add: give URLs or files, '-' for standard input, or --text.")
     failures = 0
     results = []
-    for label, job in jobs:
-        try:
-            result: AddResult = job()  # type: ignore[operator]
-        except UserInputError as exc:
+    # All at once, so that the model gets several short articles together; each is stored as soon as it is embedded.
+    for (label, _), outcome in zip(jobs, engine.add_all([read for _, read in jobs], collection), strict=True):
+        if isinstance(outcome, UserInputError):
             failures += 1
-            print(f"error: {label}: {exc}", file=sys.stderr)
+            print(f"error: {label}: {outcome}", file=sys.stderr)
             continue
-        results.append(result.to_dict())
+        results.append(outcome.to_dict())
         if not args.json:
-            a = result.article
-            if result.duplicate:
-                same = "same URL" if result.reason == "url" else "same text"
+            a = outcome.article
+            if outcome.duplicate:
+                same = "same URL" if outcome.reason == "url" else "same text"
                 print(f"already stored: #{a.id} {a.title!r} ({same}); nothing added")
             else:
                 print(f"added #{a.id} {a.title!r}: {plural(a.chunks, 'chunk')}, {plural(a.chars, 'character')}")

@@ -7,7 +7,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from index.errors import (
     EmptyQuestionError,
     ModelMismatchError,
     QuestionTooLongError,
+    UserInputError,
 )
 from index.feedback import FEEDBACK_DAYS, AnswerRecord, Quote, Votes, quotes_of, unseen
 from index.feeds import DEFAULT_POLL_MINUTES, Feed, FeedAdded, FeedPoll, FeedPoller
@@ -46,6 +47,19 @@ MAX_EXCERPTS = 10
 
 Plan = tuple[str, Sequence[Chunk], Sequence[Span]]  # a text, chunks of it and their sentences
 ArticlePlan = tuple[int, str, list[Chunk], list[Span]]  # an article's id, text, chunks (or some) and their sentences
+Reader = Callable[[], ExtractedArticle | AddResult]  # fetches or extracts an article; AddResult: already stored
+ADD_WINDOW = 4  # add_all embeds at least this many batches' worth of chunks at a time
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """An article ready to embed: its duplicate keys, its chunks and its sentences."""
+
+    article: ExtractedArticle
+    canonical: str | None
+    fingerprint: str
+    chunks: list[Chunk]
+    spans: list[Span]
 
 
 class Engine:
@@ -82,13 +96,18 @@ class Engine:
         self, url: str, collection: str = "default", added_by: str | None = None, title: str | None = None
     ) -> AddResult:
         """Fetch a page and add its article, unless that URL is already in the collection."""
+        read = self.read_url(url, collection, title)
+        return read if isinstance(read, AddResult) else self._add(read, collection, added_by)
+
+    def read_url(self, url: str, collection: str = "default", title: str | None = None) -> ExtractedArticle | AddResult:
+        """Fetch a page's article for ``add_all``; a URL already in the collection is not fetched again."""
         known = self.store.find_duplicate(collection, sources.canonical_url(url), "")
         if known:
             return AddResult(known[0], duplicate=True, reason="url")
         article = sources.from_url(url, self.settings)
         if title and title.strip():
             article = dataclasses.replace(article, title=sources.given_title(title))
-        return self._add(article, collection, added_by)
+        return article
 
     def add_file(
         self, path: Path, collection: str = "default", added_by: str | None = None, title: str | None = None
@@ -119,13 +138,68 @@ class Engine:
         return self._add(sources.from_text(text, self.settings, title=title, url=url), collection, added_by)
 
     def _add(self, article: ExtractedArticle, collection: str, added_by: str | None) -> AddResult:
+        prepared = self._prepare(article, collection)
+        if isinstance(prepared, AddResult):
+            return prepared
+        return self._store(prepared, self._embed(article.text, prepared.chunks, prepared.spans), collection, added_by)
+
+    def add_all(
+        self, readers: Iterable[Reader], collection: str = "default", added_by: str | None = None
+    ) -> Iterator[AddResult | UserInputError]:
+        """Add several articles, each read (fetched, extracted) by calling its reader; yield each outcome in order.
+
+        An article that cannot be read is yielded as its error, and the others go on. The articles go to the model
+        together, at least ``ADD_WINDOW`` chunks at a time, and each is stored on its own as soon as its window is
+        embedded: one article's few chunks leave a core idle at its end, as ``rebuild`` notes. An error that is not
+        the article's (the model, the database) is raised; the articles yielded before it stay added.
+        """
+        window: list[AddResult | UserInputError | Prepared] = []
+        held = 0
+        for read in readers:
+            try:
+                got = read()
+                window.append(got if isinstance(got, AddResult) else self._prepare(got, collection))
+            except UserInputError as error:
+                window.append(error)
+            last = window[-1]
+            held += len(last.chunks) if isinstance(last, Prepared) else 0
+            if held >= ADD_WINDOW * max(1, self.settings.batch_size):
+                yield from self._add_window(window, collection, added_by)
+                window, held = [], 0
+        yield from self._add_window(window, collection, added_by)
+
+    def _add_window(
+        self, window: list[AddResult | UserInputError | Prepared], collection: str, added_by: str | None
+    ) -> Iterator[AddResult | UserInputError]:
+        todo = [item for item in window if isinstance(item, Prepared)]
+        embedded: Iterator[tuple[list[NewPiece], list[NewPiece]]] | None = None
+        for item in window:
+            if not isinstance(item, Prepared):
+                yield item
+                continue
+            if embedded is None:  # only when needed: what comes before the first article need not wait for the model
+                embedded = iter(self._embed_parts([(p.article.text, p.chunks, p.spans) for p in todo]))
+            yield self._store(item, next(embedded), collection, added_by)
+
+    def _prepare(self, article: ExtractedArticle, collection: str) -> Prepared | AddResult:
+        """An article split and ready to embed, or the stored one it duplicates."""
         canonical = sources.canonical_url(article.url) if article.url else None
         fingerprint = sources.text_fingerprint(article.text)
         known = self.store.find_duplicate(collection, canonical, fingerprint)
         if known:
             return AddResult(known[0], duplicate=True, reason=known[1])
         self._check_model(collection)
-        chunks, sentences = self._embed(article.text, *self._split(article.text))
+        return Prepared(article, canonical, fingerprint, *self._split(article.text))
+
+    def _store(
+        self,
+        prepared: Prepared,
+        pieces: tuple[list[NewPiece], list[NewPiece]],
+        collection: str,
+        added_by: str | None,
+    ) -> AddResult:
+        article, canonical, fingerprint = prepared.article, prepared.canonical, prepared.fingerprint
+        chunks, sentences = pieces
         with self._lock:
             known = self.store.find_duplicate(collection, canonical, fingerprint)  # another thread may have won
             if known:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import re
@@ -80,16 +81,21 @@ async def article_choices(
 
 
 def add_links(engine: Engine, links: list[str], collection: str, added_by: str) -> list[tuple[str, AddResult | str]]:
-    """Add each link as an article (in the calling worker thread); a refusal is kept as its message."""
+    """Add each link as an article (in the calling worker thread); a refusal is kept as its message.
+
+    The links go to ``Engine.add_all``, so that the model gets their articles together. An error that is not one
+    link's (the model, the database) is the outcome of every link not yet added.
+    """
     outcomes: list[tuple[str, AddResult | str]] = []
-    for link in links:
-        try:
-            outcomes.append((link, engine.add_url(link, collection, added_by=added_by)))
-        except NewsQuoteError as exc:
-            outcomes.append((link, str(exc)))
-        except Exception:
-            log.exception("Could not add %s from a message", link)
-            outcomes.append((link, render.GENERIC_ERROR))
+    try:
+        readers = [functools.partial(engine.read_url, link, collection) for link in links]
+        for link, outcome in zip(links, engine.add_all(readers, collection, added_by=added_by), strict=True):
+            outcomes.append((link, str(outcome) if isinstance(outcome, NewsQuoteError) else outcome))
+    except NewsQuoteError as exc:
+        outcomes.extend((link, str(exc)) for link in links[len(outcomes) :])
+    except Exception:
+        log.exception("Could not add %s from a message", ", ".join(links[len(outcomes) :]))
+        outcomes.extend((link, render.GENERIC_ERROR) for link in links[len(outcomes) :])
     return outcomes
 
 

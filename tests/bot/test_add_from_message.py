@@ -108,11 +108,11 @@ async def test_add_article_takes_at_most_a_few_links(
 ) -> None:
     tried: list[str] = []
 
-    def add_url(url: str, *args: object, **kwargs: object) -> AddResult:
+    def read_url(url: str, *args: object, **kwargs: object) -> AddResult:
         tried.append(url)
         raise FetchError("The page answered 404.")
 
-    monkeypatch.setattr(engine, "add_url", add_url)
+    monkeypatch.setattr(engine, "read_url", read_url)
     links = [f"{site}/{n}.html" for n in range(MAX_LINKS + 3)]
     posted = await fake.send_message_create(" ".join(links))
 

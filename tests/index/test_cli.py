@@ -174,6 +174,25 @@ def test_adding_nothing_is_one_line_error(tmp_path: Path) -> None:
     assert_one_line_error(result, exit_code=2)
 
 
+def test_a_bad_file_among_good_ones_is_named_and_the_others_are_added_in_order(tmp_path: Path) -> None:
+    (tmp_path / "stadium.txt").write_text(STADIUM_VOTE, encoding="utf-8")
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.7 not an article")
+    (tmp_path / "call.txt").write_text(SPY_CALL, encoding="utf-8")
+    files = [str(tmp_path / name) for name in ("stadium.txt", "report.pdf", "call.txt")]
+    result = run_cli("add", *files, data_dir=tmp_path / "data")
+    assert result.returncode == 2
+    assert_one_line_error(subprocess.CompletedProcess([], 2, "", result.stderr))
+    assert "report.pdf" in result.stderr
+    assert [line.split("'")[1] for line in result.stdout.splitlines()] == [
+        "Rovers fans back move to new riverside stadium",
+        SPY_CALL_TITLE,
+    ]
+    assert [a["title"] for a in listed(tmp_path / "data")] == [
+        SPY_CALL_TITLE,
+        "Rovers fans back move to new riverside stadium",
+    ]
+
+
 def test_removing_a_missing_article_is_one_line_error(cli_library: CliLibrary) -> None:
     result = run_cli("remove", "9999", data_dir=cli_library.data_dir)
     assert_one_line_error(result, exit_code=2)
