@@ -10,12 +10,13 @@ its link), whatever became of its article afterwards, so that an article removed
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import io
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -33,10 +34,15 @@ from index.errors import (
     UserInputError,
 )
 from index.ids import parse_article_id
-from index.models import Feed, FeedAdded, FeedEntryResult, FeedPoll
+from index.models import AddResult, ExtractedArticle, Feed, FeedAdded, FeedEntryResult, FeedPoll
 
 if TYPE_CHECKING:
     from index.service import Engine
+
+
+class NoLinkError(UserInputError):
+    """A feed entry with no web page to read: skipped, not failed."""
+
 
 DEFAULT_POLL_MINUTES = 15.0
 MAX_BACKOFF_MINUTES = 24 * 60  # a feed failing for days is still tried once a day
@@ -250,12 +256,22 @@ class FeedPoller:
             return self._failed(feed, error, now, minutes)
         results: list[FeedEntryResult] = []
         todo = self._unseen(feed, parsed.entries)
-        retries = 0
-        try:
+        handed: list[tuple[Entry, int]] = []
+
+        def readers() -> Iterator[Callable[[], ExtractedArticle | AddResult]]:
             for entry, attempts in todo[: self.settings.feed_articles_per_poll]:
                 if stop is not None and stop():
-                    break
-                result = self._add_entry(feed, entry, attempts, now)
+                    return
+                handed.append((entry, attempts))
+                yield functools.partial(self._read_entry, feed, entry)
+
+        retries = 0
+        try:
+            # Together, so that the model gets several short articles at once; each outcome comes in order.
+            added = self.engine.add_all(readers(), feed.collection, added_by=f"feed:{feed.id}")
+            for n, outcome in enumerate(added):
+                entry, attempts = handed[n]  # the reader of outcome n was handed out before it came
+                result = self._record_entry(feed, entry, attempts, now, outcome)
                 results.append(result)
                 retries += result.outcome == "failed" and attempts + 1 < MAX_ENTRY_ATTEMPTS
         except DatabaseDamagedError:
@@ -294,41 +310,41 @@ class FeedPoller:
             todo.append((entry, prior[2] if prior else 0))
         return todo
 
-    def _add_entry(self, feed: Feed, entry: Entry, attempts: int, now: datetime) -> FeedEntryResult:
-        collection = feed.collection
+    def _read_entry(self, feed: Feed, entry: Entry) -> ExtractedArticle | AddResult:
+        """Fetch an entry's article, waiting for its host's turn; an article already stored is not fetched."""
+        if entry.link is None or sources.canonical_url(entry.link) is None:
+            raise NoLinkError("The entry links to no web page.")
+        known = self.store.find_duplicate(feed.collection, sources.canonical_url(entry.link), "")
+        if known is not None:  # only a fetch waits for its host's turn
+            return AddResult(known[0], duplicate=True, reason="url")
+        self.throttle.wait(entry.link)
+        return self.engine.read_url(entry.link, feed.collection)
+
+    def _record_entry(
+        self, feed: Feed, entry: Entry, attempts: int, now: datetime, outcome: AddResult | UserInputError
+    ) -> FeedEntryResult:
+        """Keep what became of an entry, so that the next polls skip it or try it again."""
         link = sources.canonical_url(entry.link) if entry.link else None
-
-        def record(outcome: str, article_id: int | None = None, error: str | None = None) -> None:
-            self.store.record_entry(
-                collection,
-                sources.canonical_url(feed.url),
-                entry.key,
-                link=link,
-                outcome=outcome,
-                article_id=article_id,
-                error=error,
-                attempts=attempts + 1,
-                now=stamp(now),
-            )
-
-        if entry.link is None or link is None:
-            error = "The entry links to no web page."
-            record("skipped", error=error)
-            return FeedEntryResult(None, entry.title, "skipped", error=error)
-        known = self.store.find_duplicate(collection, link, "")
-        if known is None:  # only a fetch waits for its host's turn
-            self.throttle.wait(entry.link)
-            try:
-                result = self.engine.add_url(entry.link, collection, added_by=f"feed:{feed.id}")
-            except UserInputError as error:
-                record("failed", error=_short(error))
-                return FeedEntryResult(entry.link, entry.title, "failed", error=_short(error))
-            article, duplicate = result.article, result.duplicate
+        if isinstance(outcome, AddResult):
+            kept = "duplicate" if outcome.duplicate else "added"
+            result = FeedEntryResult(entry.link, entry.title, kept, outcome.article)
         else:
-            article, duplicate = known[0], True
-        outcome = "duplicate" if duplicate else "added"
-        record(outcome, article.id)
-        return FeedEntryResult(entry.link, entry.title, outcome, article)
+            skipped = isinstance(outcome, NoLinkError)
+            result = FeedEntryResult(
+                None if skipped else entry.link, entry.title, "skipped" if skipped else "failed", error=_short(outcome)
+            )
+        self.store.record_entry(
+            feed.collection,
+            sources.canonical_url(feed.url),
+            entry.key,
+            link=link,
+            outcome=result.outcome,
+            article_id=result.article.id if result.article else None,
+            error=result.error,
+            attempts=attempts + 1,
+            now=stamp(now),
+        )
+        return result
 
     def _succeeded(self, feed: Feed, now: datetime, minutes: float, **changes: object) -> Feed:
         updated = self.store.update_feed(

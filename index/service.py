@@ -149,9 +149,10 @@ class Engine:
         """Add several articles, each read (fetched, extracted) by calling its reader; yield each outcome in order.
 
         An article that cannot be read is yielded as its error, and the others go on. The articles go to the model
-        together, at least ``ADD_WINDOW`` chunks at a time, and each is stored on its own as soon as its window is
-        embedded: one article's few chunks leave a core idle at its end, as ``rebuild`` notes. An error that is not
-        the article's (the model, the database) is raised; the articles yielded before it stay added.
+        together, ``ADD_WINDOW`` batches' worth of chunks at a time (the last window may hold fewer), and each is
+        stored in its own transaction, in order, before the next articles are read: one article's few chunks leave
+        a core idle at its end, as ``rebuild`` notes. An error that is not the article's (the model, the database)
+        is raised; the articles yielded before it stay added.
         """
         window: list[AddResult | UserInputError | Prepared] = []
         held = 0
@@ -171,6 +172,7 @@ class Engine:
     def _add_window(
         self, window: list[AddResult | UserInputError | Prepared], collection: str, added_by: str | None
     ) -> Iterator[AddResult | UserInputError]:
+        """Embed a window's articles in one call, then store each; yield every outcome in the window's order."""
         todo = [item for item in window if isinstance(item, Prepared)]
         embedded: Iterator[tuple[list[NewPiece], list[NewPiece]]] | None = None
         for item in window:

@@ -154,6 +154,18 @@ def test_rss_feed_adds_each_entrys_article(feed_engine: Engine, server: LocalSer
     assert poll.feed.added == 3
 
 
+def test_a_polls_articles_go_to_the_model_together(feed_engine: Engine, server: LocalServer, feed: FeedRoute) -> None:
+    feed.body = rss(server, range(6))
+    embedder = feed_engine.embedder
+    assert isinstance(embedder, HashEmbedder)
+    feed_id = follow(feed_engine, server)
+    before = embedder.calls
+    poll = feed_engine.poll_feed(feed_id, COLLECTION)
+    assert [e.outcome for e in poll.entries] == ["added"] * 6
+    assert sorted(e.link or "" for e in poll.entries) == sorted(server.url(f"/story/{n}") for n in range(6))
+    assert embedder.calls - before == 2  # the chunks of all six in one call, their sentences in another
+
+
 def test_atom_feed_with_relative_links_adds_each_entrys_article(
     feed_engine: Engine, server: LocalServer, feed: FeedRoute
 ) -> None:
