@@ -48,7 +48,7 @@ MAX_EXCERPTS = 10
 Plan = tuple[str, Sequence[Chunk], Sequence[Span]]  # a text, chunks of it and their sentences
 ArticlePlan = tuple[int, str, list[Chunk], list[Span]]  # an article's id, text, chunks (or some) and their sentences
 Reader = Callable[[], ExtractedArticle | AddResult]  # fetches or extracts an article; AddResult: already stored
-ADD_WINDOW = 4  # add_all embeds at least this many batches' worth of chunks at a time
+TOGETHER = 4  # add_all and rebuild hand the model at least this many batches' worth of chunks at a time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +149,7 @@ class Engine:
         """Add several articles, each read (fetched, extracted) by calling its reader; yield each outcome in order.
 
         An article that cannot be read is yielded as its error, and the others go on. The articles go to the model
-        together, ``ADD_WINDOW`` batches' worth of chunks at a time (the last window may hold fewer), and each is
+        together, ``TOGETHER`` batches' worth of chunks at a time (the last window may hold fewer), and each is
         stored in its own transaction, in order, before the next articles are read: one article's few chunks leave
         a core idle at its end, as ``rebuild`` notes. An error that is not the article's (the model, the database)
         is raised; the articles yielded before it stay added.
@@ -164,7 +164,7 @@ class Engine:
                 window.append(error)
             last = window[-1]
             held += len(last.chunks) if isinstance(last, Prepared) else 0
-            if held >= ADD_WINDOW * max(1, self.settings.batch_size):
+            if held >= TOGETHER * max(1, self.settings.batch_size):
                 yield from self._add_window(window, collection, added_by)
                 window, held = [], 0
         yield from self._add_window(window, collection, added_by)
@@ -484,11 +484,12 @@ class Engine:
         if progress:
             progress(0, total)
         pieces: dict[int, tuple[list[NewPiece], list[NewPiece]]] = {article_id: ([], []) for article_id, *_ in plans}
-        # In slices of a batch, so that progress moves during a long article too, not only between articles. Short
-        # articles go to the model together, a batch's worth at least: one article's few chunks leave a core idle
-        # at its end (XQuAD's articles, 5 chunks each, on onnx-int8, the model alone: 2.75 s article by article
-        # against 2.28 s all at once).
-        for group in _groups(plans, self.settings.batch_size):
+        # In slices of four batches, so that progress moves during a long article too, not only between articles.
+        # Short articles go to the model together, four batches' worth at least: one article's few chunks leave a
+        # core idle at its end (XQuAD's articles, 5 chunks each, on onnx-int8, the model alone: 2.75 s article by
+        # article against 2.28 s all at once; rebuilt in groups of 64 chunks, 2.80-2.89 s against 2.93-3.45 s in
+        # groups of 16).
+        for group in _groups(plans, TOGETHER * max(1, self.settings.batch_size)):
             embedded = self._embed_parts([(text, chunks, spans) for _, text, chunks, spans in group])
             for (article_id, _, chunks, _), (new_chunks, new_sentences) in zip(group, embedded, strict=True):
                 pieces[article_id][0].extend(new_chunks)

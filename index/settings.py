@@ -30,8 +30,8 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         default=16,
         ge=1,
-        description="Texts per embedding batch on an accelerator (on the CPU each text runs alone), and per step of"
-        " a rebuild.",
+        description="Texts per embedding batch on an accelerator (on the CPU each text runs alone); four batches'"
+        " worth is what a rebuild or an add of several articles hands the model at once.",
     )
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         default="torch",

@@ -405,7 +405,7 @@ def test_rebuild_with_other_chunk_sizes_ends_its_progress_on_the_new_count(
 
 def test_a_rebuild_that_fails_halfway_leaves_the_index_as_it_was(engine: Engine, filled: dict[str, int]) -> None:
     before = [engine.ask(q).to_dict() for q in QUESTIONS.values()]
-    engine.settings = engine.settings.model_copy(update={"batch_size": 2})  # many calls to the model
+    engine.settings = engine.settings.model_copy(update={"batch_size": 1})  # many calls to the model
     embedder = engine.embedder
     assert isinstance(embedder, HashEmbedder)
     encode, calls = embedder.encode, []
