@@ -260,7 +260,7 @@ def test_stats_count_one_collections_own_size(engine: Engine, ids: dict[str, int
 def test_rebuild_progress_moves_inside_a_long_article(engine: Engine) -> None:
     long_text = " ".join(f"Report {n} says the harbour works reached stage {n} of the plan." for n in range(400))
     engine.add_text(long_text, title="Harbour works")
-    engine.settings = engine.settings.model_copy(update={"batch_size": 4})
+    engine.settings = engine.settings.model_copy(update={"batch_size": 1})  # steps of four batches: four chunks
     calls: list[tuple[int, int]] = []
 
     engine.rebuild(progress=lambda done, total: calls.append((done, total)))
