@@ -312,9 +312,10 @@ class FeedPoller:
 
     def _read_entry(self, feed: Feed, entry: Entry) -> ExtractedArticle | AddResult:
         """Fetch an entry's article, waiting for its host's turn; an article already stored is not fetched."""
-        if entry.link is None or sources.canonical_url(entry.link) is None:
+        link = sources.canonical_url(entry.link) if entry.link else None
+        if entry.link is None or link is None:
             raise NoLinkError("The entry links to no web page.")
-        known = self.store.find_duplicate(feed.collection, sources.canonical_url(entry.link), "")
+        known = self.store.find_duplicate(feed.collection, link, "")
         if known is not None:  # only a fetch waits for its host's turn
             return AddResult(known[0], duplicate=True, reason="url")
         self.throttle.wait(entry.link)

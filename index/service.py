@@ -47,6 +47,7 @@ MAX_EXCERPTS = 10
 
 Plan = tuple[str, Sequence[Chunk], Sequence[Span]]  # a text, chunks of it and their sentences
 ArticlePlan = tuple[int, str, list[Chunk], list[Span]]  # an article's id, text, chunks (or some) and their sentences
+Pieces = tuple[list[NewPiece], list[NewPiece]]  # an article's chunks and sentences, embedded
 Reader = Callable[[], ExtractedArticle | AddResult]  # fetches or extracts an article; AddResult: already stored
 TOGETHER = 4  # add_all and rebuild hand the model at least this many batches' worth of chunks at a time
 
@@ -174,7 +175,7 @@ class Engine:
     ) -> Iterator[AddResult | UserInputError]:
         """Embed a window's articles in one call, then store each; yield every outcome in the window's order."""
         todo = [item for item in window if isinstance(item, Prepared)]
-        embedded: Iterator[tuple[list[NewPiece], list[NewPiece]]] | None = None
+        embedded: Iterator[Pieces] | None = None
         for item in window:
             if not isinstance(item, Prepared):
                 yield item
@@ -196,7 +197,7 @@ class Engine:
     def _store(
         self,
         prepared: Prepared,
-        pieces: tuple[list[NewPiece], list[NewPiece]],
+        pieces: Pieces,
         collection: str,
         added_by: str | None,
     ) -> AddResult:
@@ -236,11 +237,11 @@ class Engine:
         spans, sizes = fit_sentences(text, split_sentences(text), embedder.count_tokens, limit)
         return chunk_sentences(text, spans, sizes, limit, self.settings.chunk_overlap_tokens), spans
 
-    def _embed(self, text: str, chunks: list[Chunk], spans: list[Span]) -> tuple[list[NewPiece], list[NewPiece]]:
+    def _embed(self, text: str, chunks: list[Chunk], spans: list[Span]) -> Pieces:
         """Embed an article's chunks (for retrieval) and sentences (for choosing excerpts)."""
         return self._embed_parts([(text, chunks, spans)])[0]
 
-    def _embed_parts(self, parts: Sequence[Plan]) -> list[tuple[list[NewPiece], list[NewPiece]]]:
+    def _embed_parts(self, parts: Sequence[Plan]) -> list[Pieces]:
         """``_embed`` of several articles (or runs of their chunks) in one call to the model."""
         size = self.settings.batch_size
         embedder = self.embedder
@@ -483,7 +484,7 @@ class Engine:
         done = 0
         if progress:
             progress(0, total)
-        pieces: dict[int, tuple[list[NewPiece], list[NewPiece]]] = {article_id: ([], []) for article_id, *_ in plans}
+        pieces: dict[int, Pieces] = {article_id: ([], []) for article_id, *_ in plans}
         # In slices of four batches, so that progress moves during a long article too, not only between articles.
         # Short articles go to the model together, four batches' worth at least: one article's few chunks leave a
         # core idle at its end (XQuAD's articles, 5 chunks each, on onnx-int8, the model alone: 2.75 s article by
